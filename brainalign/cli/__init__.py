@@ -1,0 +1,62 @@
+"""The ``brainalign`` command line.
+
+Each sub-command lives in its own module of this package with a ``register(subparsers)``
+function that adds its parser and sets ``func`` (called with the parsed args; returns an
+exit code or None). User errors (:class:`BrainAlignError`, argument errors) print one line
+and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import BrainAlignError
+
+# Sub-command modules, in the order `brainalign --help` lists them.
+COMMAND_MODULES = ["backbones", "plugins", "layers", "data", "synth", "align", "compare",
+                   "robustness", "variability", "demo"]
+
+
+class UsageError(BrainAlignError):
+    """Bad command-line arguments."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2, no usage dump
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="brainalign", description="Align vision models with human neural data "
+                     "and measure how brain-like they are.")
+    parser.add_argument("--version", action="version", version=f"brainalign {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue  # command not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        code = args.func(args)
+        return int(code or 0)
+    except BrainAlignError as exc:
+        print(f"brainalign: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("brainalign: interrupted", file=sys.stderr)
+        return 130

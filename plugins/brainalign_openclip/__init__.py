@@ -1,0 +1,1 @@
+"""First-party brainalign plugin (being written)."""
