@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..device import resolve_device
-from ..errors import BackboneError, MissingWeightsError, suggest
+from ..errors import BackboneError, ConfigError, MissingWeightsError, suggest
 from .spec import BackboneSpec
 
 SPEC_ATTR = "_brainalign_spec"
@@ -111,7 +111,7 @@ def _resolver_plugin(pm, name: str) -> str:
 
 
 def load_backbone(name: str | BackboneSpec, pretrained: bool = True, weights: str | Path | None = None,
-                  device: str | torch.device | None = None) -> nn.Module:
+                  device: str | torch.device | None = None, **options) -> nn.Module:
     """Build backbone ``name`` in eval mode on ``device`` (default: CUDA if available).
 
     Args:
@@ -121,6 +121,8 @@ def load_backbone(name: str | BackboneSpec, pretrained: bool = True, weights: st
         weights: a local weights file (state dict / checkpoint); takes precedence over
             ``pretrained``.
         device: 'cpu', 'cuda', 'auto' or None.
+        **options: passed on to the spec's factory when it accepts them (e.g.
+            ``num_classes`` for the CORnet backbones).
 
     Returns:
         the model; ``spec_of(model)`` gives its spec.
@@ -132,7 +134,17 @@ def load_backbone(name: str | BackboneSpec, pretrained: bool = True, weights: st
             raise MissingWeightsError(f"weights file not found: {weights}; check the path, or use "
                                       "pretrained=True / --pretrained for the standard weights")
     dev = resolve_device(device)
-    model = spec.build(pretrained=bool(pretrained) and weights is None, weights=weights)
+    if options:
+        import inspect
+
+        params = inspect.signature(spec.factory).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        unknown = [k for k in options if k not in params and not takes_any]
+        if unknown:
+            accepted = [k for k in params if k not in ("pretrained", "weights")]
+            raise ConfigError(f"backbone {spec.name!r} does not take option(s) {unknown}; it accepts "
+                              f"{accepted or 'no options'}")
+    model = spec.factory(pretrained=bool(pretrained) and weights is None, weights=weights, **options)
     if not isinstance(model, nn.Module):
         raise BackboneError(f"the factory of backbone {spec.name!r} (plugin {spec.plugin!r}) returned "
                             f"{type(model).__name__}, not an nn.Module")
