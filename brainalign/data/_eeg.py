@@ -1,0 +1,97 @@
+"""EEG preprocessing shared by the THINGS-EEG2 loader and the synthetic brain.
+
+Both go through :func:`eeg_dataset` so the synthetic brain has exactly the loader's
+semantics (channel selection by name, time window, training-split z-scoring, averaging).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import DataError, suggest
+
+# The 17 occipital/parietal channels ReAlnet uses (THINGS-EEG2 preprocessed release).
+DEFAULT_CHANNELS = ("O1", "Oz", "O2", "PO7", "PO3", "POz", "PO4", "PO8",
+                    "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8")
+DEFAULT_TIME_WINDOW = (0.0, 0.2)
+_EPS_T = 1e-6  # tolerance for float time stamps such as 0.19999999
+
+
+def channel_indices(ch_names: Sequence[str], channels: Sequence[str] | None, source: str) -> np.ndarray:
+    """Indices of ``channels`` in ``ch_names``, in the requested order (None -> all)."""
+    ch_names = [str(c) for c in ch_names]
+    if channels is None:
+        return np.arange(len(ch_names))
+    if isinstance(channels, str):
+        channels = [channels]
+    channels = [str(c) for c in channels]
+    if len(channels) == 0:
+        raise DataError(f"empty channel selection for {source}: pass channel names or None for all")
+    if len(set(channels)) != len(channels):
+        raise DataError(f"duplicate channel names in the selection {channels}: list each channel once")
+    lookup = {c: i for i, c in enumerate(ch_names)}
+    missing = [c for c in channels if c not in lookup]
+    if missing:
+        hint = suggest(missing[0], ch_names)
+        raise DataError(f"channel(s) {missing} not in ch_names of {source}.{hint} "
+                        f"Available channels: {', '.join(ch_names)}")
+    return np.array([lookup[c] for c in channels], dtype=int)
+
+
+def time_indices(times: np.ndarray, window: tuple[float, float] | None, source: str) -> np.ndarray:
+    """Indices of samples with ``start <= t < stop`` (seconds); None -> all samples.
+
+    At 100 Hz the default (0.0, 0.2) selects the 20 samples 0.00 .. 0.19 s.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    if window is None:
+        return np.arange(len(times))
+    try:
+        start, stop = (float(window[0]), float(window[1]))
+    except (TypeError, ValueError, IndexError) as exc:
+        raise DataError(f"time_window must be (start, stop) in seconds, got {window!r}") from exc
+    if not stop > start:
+        raise DataError(f"time_window {window} is empty: stop must be greater than start (seconds)")
+    dt = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    lo, hi = times[0], times[-1] + dt
+    if start < lo - _EPS_T or stop > hi + _EPS_T:
+        raise DataError(f"time_window {window} s lies outside the recording of {source}, which covers "
+                        f"{lo:.3f} .. {times[-1]:.3f} s (sampling step {dt:.4f} s): choose a window "
+                        "inside that range (times are in seconds, not ms)")
+    idx = np.flatnonzero((times >= start - _EPS_T) & (times < stop - _EPS_T))
+    if idx.size == 0:
+        raise DataError(f"time_window {window} s selects no samples of {source} (step {dt:.4f} s): widen it")
+    return idx
+
+
+def zscore_stats(train_trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per channel x time over images and repetitions.
+
+    train_trials: (n_images, n_repetitions, n_channels, n_times) -> two (n_channels, n_times).
+    """
+    x = np.asarray(train_trials, dtype=np.float64)
+    mean = x.mean(axis=(0, 1))
+    std = x.std(axis=(0, 1))
+    std = np.where(std > 1e-12, std, 1.0)  # a flat channel stays flat instead of dividing by 0
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def check_trials(arr, source: str, field: str = "preprocessed_eeg_data") -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.ndim != 4:
+        raise DataError(f"{source}: '{field}' must be 4-D (n_images, n_repetitions, n_channels, n_times), "
+                        f"got shape {arr.shape}; is this a THINGS-EEG2 preprocessed file?")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"{source}: '{field}' must be numeric, got dtype {arr.dtype}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{source}: '{field}' contains {int(bad.sum())} NaN/Inf values (first at index "
+                        f"{where}); interpolate or drop those trials before loading")
+    return arr
+
+
+def select_trials(trials: np.ndarray, ch_idx: np.ndarray, t_idx: np.ndarray) -> np.ndarray:
+    """(n, reps, C, T) -> (n, reps, len(ch_idx), len(t_idx)) float32."""
+    return np.asarray(trials)[:, :, ch_idx][..., t_idx].astype(np.float32)
