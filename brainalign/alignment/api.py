@@ -1,0 +1,414 @@
+"""``brainalign.align``: ReAlnet-style alignment of any vision model with neural data."""
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
+from ..seeding import numpy_rng, seed_everything
+from . import distributed
+from .checkpoint import fingerprint, load_aligned_file, save_aligned_file, state_sha256
+from .head import EncoderHead, probe_layer_shapes
+from .losses import DEFAULT_RANK_TEMPERATURE, check_targets_rankable
+from .teacher import cached_teacher_targets, compute_teacher_targets, model_output, resolve_task_loss
+from .trainer import OPTIMIZERS, TrainData, TrainSettings, train
+
+HEAD_ATTR = "brainalign_head"
+CONFIG_ATTR = "brainalign_config"
+
+
+@dataclass
+class AlignResult:
+    """What :func:`align` returns.
+
+    Attributes:
+        model: the aligned backbone (a fresh copy: same class, forward and layer names),
+            holding the best epoch's weights (highest validation generation Spearman).
+        head: the trained :class:`EncoderHead` ({layer: activation} -> (n, n_targets)).
+        history: one dict per epoch: task, mse, contrastive, total (training means),
+            val_spearman (exact, mean over validation images), val_task_agreement, time_s.
+        config: JSON-able settings, layers, data description, versions and fingerprint.
+        best_epoch: 1-based epoch whose weights ``model`` holds.
+        out_dir: the run folder (checkpoint, history.json, config.json, aligned.pt) or None.
+    """
+
+    model: nn.Module
+    head: EncoderHead
+    history: list[dict]
+    config: dict
+    best_epoch: int
+    out_dir: Path | None = None
+    layers: list[str] = field(default_factory=list)
+
+    def save(self, path: str | Path) -> Path:
+        """Save weights + head + config (``.pt``, or ``.safetensors``); see :func:`save_aligned`."""
+        return save_aligned(self, path)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Generated neural responses for (n, 3, H, W) images in [0, 1] -> (n, n_targets)."""
+        return predict_responses(self.model, self.head, self.layers, images, self.config, batch_size)
+
+
+def _versions() -> dict:
+    from .. import __version__
+
+    return {"brainalign": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def _resolve_dataset(eeg, fmri, data, targets):
+    from ..data.dataset import NeuralDataset
+    from ..data.images import ImageSet
+
+    given = {k: v for k, v in dict(eeg=eeg, fmri=fmri, data=data, targets=targets).items() if v is not None}
+    if len(given) != 1:
+        raise ConfigError("pass exactly one dataset: eeg=..., fmri=..., data=... or targets=... (a "
+                          f"NeuralDataset or an (images, responses) pair); got {sorted(given) or 'none'}")
+    (kind, ds), = given.items()
+    if isinstance(ds, NeuralDataset):
+        return ds
+    if isinstance(ds, (tuple, list)) and len(ds) == 2:
+        images, responses = ds
+        images = images if isinstance(images, ImageSet) else ImageSet.from_array(images)
+        return NeuralDataset(images=images, responses=np.asarray(responses),
+                             modality=kind if kind in ("eeg", "fmri") else "other")
+    raise ConfigError(f"{kind}= must be a NeuralDataset or an (images, responses) pair, got {type(ds).__name__}")
+
+
+def _preprocessing_desc(p) -> Any:
+    if p is None:
+        return None
+    return p.to_dict() if hasattr(p, "to_dict") else repr(p)
+
+
+def _derangement(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation without fixed points (Sattolo's algorithm: one n-cycle)."""
+    rng = numpy_rng(seed)
+    perm = np.arange(n)
+    for i in range(n - 1, 0, -1):
+        j = int(rng.integers(0, i))
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
+def _data_fingerprint(ds) -> str:
+    import hashlib
+
+    h = hashlib.sha256(ds.images.fingerprint().encode())
+    h.update(np.ascontiguousarray(ds.targets()).tobytes())
+    h.update("|".join(ds.concepts.tolist()).encode())
+    return h.hexdigest()[:16]
+
+
+def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None, targets=None,
+          beta: float = 100.0, epochs: int = 30, batch_size: int = 16, lr: float = 2e-5,
+          optimizer: str = "adam", seed: int = 2023, val_fraction: float = 0.1, task_loss: str = "auto",
+          contrastive: bool = True, unpaired: bool = False, head_hidden: int = 128,
+          head_pooling: str | dict = "flatten", rank_temperature: float = DEFAULT_RANK_TEMPERATURE,
+          device=None, amp: bool = False, out_dir: str | Path | None = None, resume: bool = False,
+          progress: bool = True, preprocessing: Callable | None = None) -> AlignResult:
+    """Align ``model`` with neural responses (ReAlnet, generalised to any backbone and modality).
+
+    Loss per batch: ``L_task + beta * (MSE + L_cont)`` where L_task distils the starting model
+    (cached teacher targets, see ``task_loss``), MSE and L_cont (differentiable Spearman
+    contrast between the batch's real and generated responses) train the encoder head and,
+    through the same backbone pass, the backbone.
+
+    Args:
+        model: any ``nn.Module`` mapping (n, 3, H, W) images to logits or an embedding, or a
+            registered backbone name (loaded with ``load_backbone(name)``). Never modified:
+            training runs on a deep copy.
+        layers: module names (or spec labels) to read; None -> the backbone spec's defaults.
+        eeg / fmri / data / targets: the training data (aliases; pass one): a NeuralDataset
+            (any n_targets; responses are flattened per image) or an (images, responses) pair.
+            Give the training split only: validation is carved out of it by concept.
+        beta: weight of the generation loss (paper: 1, 10, 100, 1000; 100 headline).
+        epochs, batch_size, lr, optimizer ('adam'|'adamw'|'sgd'), seed: paper defaults.
+            ``batch_size`` is per process under torchrun.
+        val_fraction: fraction of the training *concepts* held out for validation; the epoch
+            with the highest validation generation Spearman is returned (0 -> last epoch).
+        task_loss: 'auto' | 'ce' (teacher's predicted labels) | 'kl' (soft targets) |
+            'cosine' (embeddings) | 'none'. 'auto': spec.output 'embedding' -> 'cosine',
+            'logits' -> 'ce'; without a spec a 2-D (n, C>1) output -> 'ce', else 'cosine'.
+        contrastive: include L_cont (False = the paper's "W/o ContLoss" control).
+        unpaired: train on deranged pairs (image i with the responses of image perm[i] of the
+            same dataset, i.e. the same subject; seeded, no image keeps its own) - the paper's
+            control. Validation always uses the true pairs.
+        head_hidden, head_pooling: encoder width (128) and 'flatten'|'avg'|'adaptive<k>'
+            (or {layer: pooling}) to shrink large layers.
+        rank_temperature: soft-rank temperature in units of the row's std (see losses.soft_rank).
+        device: None/'auto'/'cpu'/'cuda'. amp: mixed precision on CUDA (ignored on CPU).
+        out_dir: run folder for atomic per-epoch checkpoints, teacher cache, history.json,
+            config.json and aligned.pt; None -> nothing is written.
+        resume: continue from out_dir/checkpoint.pt (bit-identical to an uninterrupted run).
+        preprocessing: callable on (n, 3, H, W) [0, 1] images; default: the spec's, or none.
+
+    Returns:
+        :class:`AlignResult`.
+    """
+    from ..models.registry import load_backbone, spec_of
+    from ..taps import resolve_layers
+
+    if isinstance(model, str):
+        model = load_backbone(model, device="cpu")
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be an nn.Module or a backbone name, got {type(model).__name__}")
+    spec = spec_of(model)
+    layers = resolve_layers(model, layers)  # LayerError with suggestions, before any work
+    ds = _resolve_dataset(eeg, fmri, data, targets)
+    _check_settings(beta=beta, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                    val_fraction=val_fraction, contrastive=contrastive, rank_temperature=rank_temperature,
+                    resume=resume, out_dir=out_dir)
+    names = ds.stimulus_ids if ds.stimulus_ids is not None else np.arange(len(ds))
+    check_targets_rankable(ds.targets(), names=[f"{n} (index {i})" for i, n in enumerate(names)])
+
+    ctx = distributed.setup(device)
+    device = ctx.device
+    out_dir = Path(out_dir) if out_dir is not None else None
+    ckpt = out_dir / "checkpoint.pt" if out_dir is not None else None
+    if ckpt is not None and ckpt.exists() and not resume:
+        raise OutputExistsError(f"{ckpt} exists: pass resume=True (--resume) to continue that run, or "
+                                "use a new out_dir")
+    try:
+        return _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing, dict(
+            beta=float(beta), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), optimizer=optimizer,
+            seed=int(seed), val_fraction=float(val_fraction), task_loss=task_loss, contrastive=bool(contrastive),
+            unpaired=bool(unpaired), head_hidden=int(head_hidden), head_pooling=head_pooling,
+            rank_temperature=float(rank_temperature), amp=bool(amp)), progress)
+    finally:
+        ctx.close()
+
+
+def _check_settings(*, beta, epochs, batch_size, lr, optimizer, val_fraction, contrastive, rank_temperature,
+                    resume, out_dir):
+    if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
+        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if contrastive and batch_size < 2:
+        raise ConfigError("batch_size=1 leaves the contrastive term undefined (it compares each image with "
+                          "the other images of its batch): use batch_size >= 2 or contrastive=False")
+    if not lr > 0:
+        raise ConfigError(f"lr must be > 0, got {lr}")
+    if not beta >= 0:
+        raise ConfigError(f"beta must be >= 0, got {beta}")
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not rank_temperature > 0:
+        raise ConfigError(f"rank_temperature must be > 0, got {rank_temperature}")
+    if resume and out_dir is None:
+        raise ConfigError("resume=True needs out_dir (the folder holding checkpoint.pt)")
+
+
+def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing, settings, progress):
+    seed = settings["seed"]
+    if preprocessing is None and spec is not None:
+        preprocessing = spec.preprocessing
+    start_sha = state_sha256(model)
+    # every subject/run starts from a fresh copy: the caller's model is never modified
+    student = copy.deepcopy(model).to(device)
+
+    # validation: concept-disjoint part of the *training* data (never the test set)
+    if settings["val_fraction"] > 0:
+        train_ds, val_ds = ds.split_by_concept(settings["val_fraction"], seed=seed)
+    else:
+        train_ds, val_ds = ds, None
+    min_batch = 2 if settings["contrastive"] else 1
+    if len(train_ds) < min_batch:
+        raise DataError(f"only {len(train_ds)} training image(s) after the validation split; need at least "
+                        f"{min_batch}: add data or lower val_fraction")
+
+    # task loss kind from the spec or the output of one dry run
+    image_hw = tuple(train_ds.images.load([0]).shape[-2:])
+    sample_out = None
+    if settings["task_loss"] == "auto" and spec is None:
+        with torch.no_grad():
+            student.eval()
+            x = train_ds.images.load([0, 0]).to(device)
+            sample_out = model_output(student(preprocessing(x) if preprocessing is not None else x))
+    task_kind = resolve_task_loss(settings["task_loss"], spec, sample_out)
+
+    backbone_name = spec.name if spec is not None else f"{type(model).__module__}.{type(model).__qualname__}"
+    fp_inputs = {"backbone": backbone_name, "start_weights": start_sha, "layers": layers,
+                 "preprocessing": _preprocessing_desc(preprocessing), "data": _data_fingerprint(ds),
+                 "n_targets": ds.n_targets, "task_kind": task_kind, "world_size": ctx.world_size,
+                 **{k: v for k, v in settings.items() if k != "epochs"}}
+    fp = fingerprint(fp_inputs)
+
+    seed_everything(seed)  # the head's initialisation (and any dropout) follows the seed
+    shapes = probe_layer_shapes(student, layers, image_hw, device, preprocessing)
+    head = EncoderHead(shapes, ds.n_targets, settings["head_hidden"], settings["head_pooling"]).to(device)
+
+    # teacher targets: once per image, starting weights, eval mode, cached in the run folder
+    def teacher_for(images, name):
+        cache = out_dir / f"teacher_{name}.pt" if out_dir is not None and ctx.is_main else None
+        return cached_teacher_targets(cache, f"{fp}:{name}", lambda: compute_teacher_targets(
+            student, images, task_kind, preprocessing=preprocessing, device=device,
+            batch_size=max(2 * settings["batch_size"], 32)))
+
+    train_targets = torch.as_tensor(train_ds.targets())
+    if settings["unpaired"]:
+        train_targets = train_targets[torch.as_tensor(_derangement(len(train_ds), seed))]
+    data = TrainData(train_images=train_ds.images, train_targets=train_targets,
+                     train_teacher=teacher_for(train_ds.images, "train"))
+    if val_ds is not None:
+        data.val_images = val_ds.images
+        data.val_targets = torch.as_tensor(val_ds.targets())
+        data.val_teacher = teacher_for(val_ds.images, "val")
+    config = {
+        "format": "brainalign-align/1",
+        "backbone": backbone_name, "spec_name": spec.name if spec is not None else None,
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "layers": layers, "preprocessing": _preprocessing_desc(preprocessing),
+        "head": head.config(), "n_targets": ds.n_targets, "response_shape": list(ds.response_shape),
+        "task_loss": task_kind, "settings": {**settings, "head_pooling": settings["head_pooling"]},
+        "data": {"modality": ds.modality, "subject": None if ds.subject is None else str(ds.subject),
+                 "n_images": len(ds), "n_train": len(train_ds), "n_val": 0 if val_ds is None else len(val_ds),
+                 "val_concepts": [] if val_ds is None else sorted(set(val_ds.concepts.tolist())),
+                 "fingerprint": fp_inputs["data"], "meta": _jsonable(ds.meta)},
+        "world_size": ctx.world_size, "device": str(device), "versions": _versions(),
+        "fingerprint": fp, "fingerprint_inputs": fp_inputs, "start_weights_sha256": start_sha,
+    }
+    if out_dir is not None and ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    ts = TrainSettings(beta=settings["beta"], epochs=settings["epochs"], batch_size=settings["batch_size"],
+                       lr=settings["lr"], optimizer=settings["optimizer"], seed=seed,
+                       contrastive=settings["contrastive"], rank_temperature=settings["rank_temperature"],
+                       task_kind=task_kind, amp=settings["amp"], progress=progress)
+    outcome = train(student, head, layers, data, ts, preprocessing=preprocessing, ctx=ctx, out_dir=out_dir,
+                    resume=resume, fingerprint=fp, backbone_name=backbone_name, config=config)
+    config["best_epoch"] = outcome.best_epoch
+    config["epochs_done"] = len(outcome.history)
+    student.eval()
+    head.eval()
+    if spec is not None:
+        from ..models.registry import attach_spec
+
+        attach_spec(student, spec)
+    result = AlignResult(model=student, head=head, history=outcome.history, config=config,
+                         best_epoch=outcome.best_epoch, out_dir=out_dir, layers=list(layers))
+    if out_dir is not None and ctx.is_main:
+        (out_dir / "history.json").write_text(json.dumps(outcome.history, indent=1))
+        (out_dir / "config.json").write_text(json.dumps(config, indent=1))
+        save_aligned(result, out_dir / "aligned.pt")
+    ctx.barrier()
+    return result
+
+
+def _jsonable(obj):
+    try:
+        return json.loads(json.dumps(obj, default=str))
+    except (TypeError, ValueError):
+        return str(obj)
+
+
+# --- saving / loading ------------------------------------------------------------------
+def save_aligned(result: AlignResult | nn.Module, path: str | Path, *, head: nn.Module | None = None,
+                 config: dict | None = None) -> Path:
+    """Save an aligned model: backbone weights + head weights + JSON config (+ sha256).
+
+    ``path`` ending in ``.safetensors`` writes safetensors (config in its metadata); anything
+    else a torch file that loads with ``torch.load(weights_only=True)``. Pass an AlignResult,
+    or a model together with ``head=`` and ``config=`` (e.g. one from :func:`load_aligned`).
+    """
+    if isinstance(result, AlignResult):
+        model, head, config = result.model, result.head, result.config
+    else:
+        model = result
+        head = head if head is not None else model.__dict__.get(HEAD_ATTR)
+        config = config if config is not None else model.__dict__.get(CONFIG_ATTR)
+        if head is None or config is None:
+            raise ConfigError("save_aligned needs an AlignResult, or a model with head= and config=")
+    return save_aligned_file(path, model.state_dict(), head.state_dict(), config)
+
+
+def load_aligned(path: str | Path, model: nn.Module | None = None, device=None) -> nn.Module:
+    """Load an aligned model saved by :meth:`AlignResult.save` / :func:`save_aligned`.
+
+    With ``model=None`` the backbone is rebuilt from the registry by the stored name
+    (``pretrained=False``, then the saved weights); pass ``model`` (loaded into in place)
+    for a custom, unregistered module. Returns the backbone in eval mode with its spec
+    attached; the trained head is ``model.brainalign_head`` and the config
+    ``model.brainalign_config`` (plain attributes: no new layer names or state-dict keys).
+
+    Raises CheckpointError for corrupted/truncated files or weights of another architecture.
+    """
+    from ..device import resolve_device
+    from ..models.registry import load_backbone
+
+    dev = resolve_device(device)
+    model_sd, head_sd, config = load_aligned_file(path)
+    if model is None:
+        if not config.get("spec_name"):
+            raise CheckpointError(f"{path} holds a custom model ({config.get('model_class')}) that the registry "
+                                  "cannot rebuild: pass model=<an instance of that class>")
+        model = load_backbone(config["spec_name"], pretrained=False, device="cpu")
+    resize_linears_to(model, model_sd)
+    try:
+        model.load_state_dict(model_sd)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path} holds weights of {config.get('backbone')!r} that do not fit the "
+                              f"{type(model).__name__} given ({str(exc).splitlines()[0]}); pass the matching "
+                              "model") from exc
+    head = EncoderHead.from_config(config["head"])
+    head.load_state_dict(head_sd)
+    model.to(dev).eval()
+    model.__dict__[HEAD_ATTR] = head.to(dev).eval()
+    model.__dict__[CONFIG_ATTR] = config
+    return model
+
+
+def resize_linears_to(model: nn.Module, state_dict: dict) -> None:
+    """Replace Linear layers whose saved weights have another shape (e.g. a classifier resized
+    to the synthetic concepts by :func:`~brainalign.alignment.classifier.train_classifier`)."""
+    for name, mod in list(model.named_modules()):
+        if not isinstance(mod, nn.Linear):
+            continue
+        w = state_dict.get(f"{name}.weight")
+        if w is None or tuple(w.shape) == tuple(mod.weight.shape):
+            continue
+        new = nn.Linear(w.shape[1], w.shape[0], bias=f"{name}.bias" in state_dict)
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, new)
+
+
+@torch.no_grad()
+def predict_responses(model: nn.Module, head: nn.Module, layers, images, config: dict,
+                      batch_size: int = 64) -> torch.Tensor:
+    """Generated responses: (n, 3, H, W) images in [0, 1] -> (n, n_targets) on the CPU."""
+    from ..data.images import ImageSet
+    from ..models.spec import Preprocessing
+    from ..taps import LayerTap
+
+    images = images if isinstance(images, ImageSet) else ImageSet.from_array(images)
+    pp = config.get("preprocessing")
+    prep = Preprocessing.from_dict(pp) if isinstance(pp, dict) else None
+    if isinstance(pp, str):
+        warnings.warn("a custom preprocessing callable cannot be restored from the config; images are "
+                      "passed unchanged", stacklevel=2)
+    dev = next(model.parameters()).device
+    was, hwas = model.training, head.training
+    model.eval(), head.eval()
+    outs = []
+    try:
+        tap = LayerTap(model, layers, detach=True)
+        for s in range(0, len(images), batch_size):
+            x = images.load(list(range(s, min(len(images), s + batch_size)))).to(dev)
+            tap.run(prep(x) if prep is not None else x)
+            outs.append(head(tap.outputs).float().cpu())
+    finally:
+        model.train(was), head.train(hwas)
+    return torch.cat(outs)

@@ -1,0 +1,227 @@
+"""Atomic files: training checkpoints (resume) and saved aligned models.
+
+Everything is stored as tensors and plain Python types so it loads with
+``torch.load(weights_only=True)``: nothing arbitrary is ever unpickled. A sha256 of the
+tensor payload is stored next to it, so a truncated or altered file is detected even when
+the container still parses.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+
+CHECKPOINT_FORMAT = "brainalign-checkpoint/1"
+ALIGNED_FORMAT = "brainalign-aligned/1"
+
+
+# --- hashing ------------------------------------------------------------------------
+def _walk_tensors(obj: Any, prefix: str = ""):
+    """Yield (key path, tensor) for every tensor in nested dicts/lists, in a stable order."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for k in sorted(obj, key=str):
+            yield from _walk_tensors(obj[k], f"{prefix}/{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _walk_tensors(v, f"{prefix}/{i}")
+
+
+def payload_sha256(obj: Any) -> str:
+    """sha256 over every tensor's key, dtype, shape and bytes (nested dicts/lists)."""
+    h = hashlib.sha256()
+    for key, t in _walk_tensors(obj):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def state_sha256(module: torch.nn.Module) -> str:
+    """Content hash of a module's state dict (used to fingerprint the starting model)."""
+    return payload_sha256(dict(module.state_dict()))
+
+
+# --- atomic write / checked read ------------------------------------------------------
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, then os.replace (all or nothing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def checked_load(path: str | Path, expected_format: str, map_location="cpu") -> dict:
+    """torch.load(weights_only=True) + format and sha256 checks; CheckpointError on any failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist: check the path")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, not a torch file at all
+        raise CheckpointError(f"{path} is corrupted or not a brainalign file ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it or "
+                              "use another output folder") from exc
+    if not isinstance(obj, dict) or obj.get("format") != expected_format:
+        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(f"{path} is not a {expected_format} file (found {found!r}); "
+                              "check that the path points to the right file")
+    if payload_sha256(obj["payload"]) != obj.get("sha256"):
+        raise CheckpointError(f"{path} is corrupted: its content hash does not match the stored "
+                              "sha256; delete it (or restore a copy) and rerun")
+    return obj
+
+
+# --- RNG state as tensors --------------------------------------------------------------
+def rng_state() -> dict:
+    """Python, NumPy, torch and CUDA RNG states as tensors/plain types (weights_only-safe)."""
+    py = random.getstate()
+    npst = np.random.get_state()
+    state = {
+        "python_version": int(py[0]),
+        "python_state": torch.tensor(py[1], dtype=torch.int64),
+        "python_gauss": [] if py[2] is None else [float(py[2])],
+        "numpy_key": torch.from_numpy(npst[1].astype(np.int64)),
+        "numpy_pos": int(npst[2]),
+        "numpy_has_gauss": int(npst[3]),
+        "numpy_gauss": float(npst[4]),
+        "torch": torch.get_rng_state(),
+        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    gauss = state["python_gauss"]
+    random.setstate((state["python_version"], tuple(int(v) for v in state["python_state"].tolist()),
+                     gauss[0] if gauss else None))
+    np.random.set_state(("MT19937", state["numpy_key"].numpy().astype(np.uint32), state["numpy_pos"],
+                         state["numpy_has_gauss"], state["numpy_gauss"]))
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]][: torch.cuda.device_count()])
+
+
+# --- training checkpoints ---------------------------------------------------------------
+def save_checkpoint(path: str | Path, *, fingerprint: str, backbone: str, epoch: int, model: dict,
+                    head: dict, optimizer: dict, scaler: dict | None, history: list[dict], config: dict,
+                    best: dict) -> None:
+    """Write the training state after ``epoch`` complete epochs, atomically.
+
+    ``best`` = {"epoch": int, "score": float, "model": state dict or None, "head": ...}; the
+    weights are None when the best epoch is the current one (no duplicate copy).
+    """
+    payload = {"model": model, "head": head, "optimizer": optimizer, "scaler": scaler or {},
+               "rng": rng_state(), "best_model": best.get("model") or {}, "best_head": best.get("head") or {}}
+    obj = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "backbone": backbone,
+           "epoch": int(epoch), "history_json": json.dumps(history), "config_json": json.dumps(config),
+           "best_epoch": int(best["epoch"]), "best_score": float(best["score"]),
+           "payload": payload, "sha256": payload_sha256(payload)}
+    atomic_save(obj, path)
+
+
+def load_checkpoint(path: str | Path, *, fingerprint: str, backbone: str) -> dict:
+    """Load a checkpoint for resuming; CheckpointError if corrupted or from another run setup."""
+    obj = checked_load(path, CHECKPOINT_FORMAT)
+    if obj["backbone"] != backbone:
+        raise CheckpointError(f"{path} belongs to backbone {obj['backbone']!r}, not {backbone!r}; "
+                              "use a new out_dir or the matching backbone")
+    if obj["fingerprint"] != fingerprint:
+        old = json.loads(obj["config_json"]).get("fingerprint_inputs", {})
+        new = _current_inputs.get(fingerprint, {})
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        what = f" (differs in: {', '.join(diff)})" if diff else ""
+        raise CheckpointError(f"{path} was written by a run with other settings, data or starting "
+                              f"weights{what}; use a new out_dir or the matching settings to resume")
+    obj["history"] = json.loads(obj.pop("history_json"))
+    obj["config"] = json.loads(obj.pop("config_json"))
+    return obj
+
+
+# fingerprint -> the inputs it was computed from, so a mismatch can be explained
+_current_inputs: dict[str, dict] = {}
+
+
+def fingerprint(inputs: dict) -> str:
+    """Stable hash of the JSON-able ``inputs`` (settings, data and weight hashes)."""
+    fp = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    _current_inputs[fp] = inputs
+    return fp
+
+
+# --- saved aligned models -----------------------------------------------------------------
+def _plain_state(sd: dict) -> dict:
+    # clone: state dicts may share storage (tied weights), and the file must own its tensors
+    return {k: v.detach().cpu().clone().contiguous() for k, v in sd.items()}
+
+
+def save_aligned_file(path: str | Path, model_state: dict, head_state: dict, config: dict) -> Path:
+    """Write weights + head + JSON config (``.pt`` via torch.save, or ``.safetensors``)."""
+    path = Path(path)
+    payload = {"model": _plain_state(model_state), "head": _plain_state(head_state)}
+    sha = payload_sha256(payload)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        flat = {f"model.{k}": v for k, v in payload["model"].items()}
+        flat.update({f"head.{k}": v for k, v in payload["head"].items()})
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(flat, str(tmp), metadata={"format": ALIGNED_FORMAT, "config": json.dumps(config),
+                                           "sha256": sha})
+        os.replace(tmp, path)
+    else:
+        atomic_save({"format": ALIGNED_FORMAT, "config_json": json.dumps(config), "payload": payload,
+                     "sha256": sha}, path)
+    return path
+
+
+def load_aligned_file(path: str | Path) -> tuple[dict, dict, dict]:
+    """-> (model state, head state, config); CheckpointError when corrupted or foreign."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise CheckpointError(f"{path} does not exist: check the path")
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                flat = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as exc:
+            raise CheckpointError(f"{path} is corrupted or not a safetensors file ({exc}); "
+                                  "save the aligned model again") from exc
+        if meta.get("format") != ALIGNED_FORMAT:
+            raise CheckpointError(f"{path} is not a {ALIGNED_FORMAT} file; check the path")
+        payload = {"model": {k[6:]: v for k, v in flat.items() if k.startswith("model.")},
+                   "head": {k[5:]: v for k, v in flat.items() if k.startswith("head.")}}
+        if payload_sha256(payload) != meta.get("sha256"):
+            raise CheckpointError(f"{path} is corrupted: its content hash does not match the stored sha256")
+        return payload["model"], payload["head"], json.loads(meta["config"])
+    obj = checked_load(path, ALIGNED_FORMAT)
+    return obj["payload"]["model"], obj["payload"]["head"], json.loads(obj["config_json"])

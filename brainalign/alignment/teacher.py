@@ -1,0 +1,92 @@
+"""Teacher targets for the task loss, computed once per image and cached.
+
+The teacher is the starting model in eval mode (BatchNorm running statistics, no
+dropout). Its targets never change during training, so they are computed in one pass over
+the training images before the first step (no augmentation) instead of running a frozen
+copy every step as the reference did; no second copy of the model is kept in memory.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..taps import _first_tensor
+from .checkpoint import atomic_save
+from .losses import TASK_LOSSES
+
+TEACHER_FORMAT = "brainalign-teacher/1"
+
+
+def model_output(out) -> torch.Tensor:
+    """The tensor a backbone returns (first tensor of a tuple/list/dict output)."""
+    t = _first_tensor(out)
+    if t is None:
+        raise ConfigError(f"the model returned {type(out).__name__} without a tensor; align needs a "
+                          "model whose forward returns logits or an embedding")
+    return t
+
+
+def resolve_task_loss(task_loss: str, spec, output: torch.Tensor | None) -> str:
+    """'auto' -> 'cosine' for spec.output == 'embedding', 'ce' for 'logits'.
+
+    Without a spec the output shape decides: a 2-D (b, C) output with C > 1 is treated as
+    classifier logits ('ce'); anything else as an embedding ('cosine'). Pass
+    ``task_loss='cosine'`` for a custom embedding model with 2-D outputs.
+    """
+    if task_loss not in TASK_LOSSES:
+        raise ConfigError(f"unknown task_loss {task_loss!r}: use one of {', '.join(TASK_LOSSES)}")
+    if task_loss != "auto":
+        return task_loss
+    if spec is not None:
+        return "cosine" if spec.output == "embedding" else "ce"
+    if output is not None and output.ndim == 2 and output.shape[1] > 1:
+        return "ce"
+    return "cosine"
+
+
+@torch.no_grad()
+def compute_teacher_targets(model: nn.Module, images, kind: str, *, preprocessing, device: torch.device,
+                            batch_size: int = 64) -> torch.Tensor:
+    """Targets of the starting model for every image, on the CPU.
+
+    'ce' -> (n,) long predicted labels; 'kl' -> (n, C) float logits; 'cosine' -> (n, D)
+    float embeddings; 'none' -> (n, 0). The model is put in eval mode for the pass and its
+    mode restored afterwards (its weights and buffers are untouched).
+    """
+    n = len(images)
+    if kind == "none":
+        return torch.zeros(n, 0)
+    was_training = model.training
+    model.eval()
+    outs = []
+    try:
+        for start in range(0, n, batch_size):
+            x = images.load(list(range(start, min(n, start + batch_size)))).to(device)
+            if preprocessing is not None:
+                x = preprocessing(x)
+            out = model_output(model(x)).float()
+            outs.append(out.argmax(-1).cpu() if kind == "ce" else out.flatten(1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(outs)
+
+
+def cached_teacher_targets(cache: Path | None, key: str, compute) -> torch.Tensor:
+    """Load the targets stored under ``key`` from ``cache``, or compute and store them.
+
+    A cache with another key (other data, weights or settings) is recomputed and replaced.
+    """
+    if cache is not None and cache.is_file():
+        try:
+            obj = torch.load(cache, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict) and obj.get("format") == TEACHER_FORMAT and obj.get("key") == key:
+                return obj["targets"]
+        except Exception:
+            pass  # unreadable cache: recompute it below
+    targets = compute()
+    if cache is not None:
+        atomic_save({"format": TEACHER_FORMAT, "key": key, "targets": targets}, cache)
+    return targets

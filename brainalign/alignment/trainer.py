@@ -1,0 +1,267 @@
+"""The training loop: one backbone pass per step feeds both the task loss and the head.
+
+Per step: images -> preprocessing -> backbone (train mode) with layer taps -> logits/embedding
+and {layer: activation} from the same pass -> head -> L = L_task + beta * (MSE + L_cont).
+Per epoch: validation on a concept-disjoint split (exact Spearman), an atomic checkpoint,
+one history row. Shuffling comes from a torch.Generator seeded by (seed, epoch), and the
+checkpoint holds every RNG state, so a resumed run ends bit-identical to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError, TrainingError
+from ..taps import LayerTap
+from . import distributed
+from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from .losses import contrastive_loss, spearman_rows, task_agreement, task_loss_fn
+from .teacher import model_output
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class AlignModule(nn.Module):
+    """Backbone + layer taps + head, so one forward (and one DDP wrapper) serves both outputs.
+
+    forward(x: (b, 3, H, W) preprocessed) -> (output (b, C) logits or embedding, prediction (b, n_targets)).
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, layers: list[str]):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.tap = LayerTap(backbone, layers)  # hooks are attached only inside tap.run
+
+    def forward(self, x: torch.Tensor):
+        out = model_output(self.tap.run(x))
+        feats = dict(self.tap.outputs)
+        self.tap.clear()  # do not keep activations alive between steps
+        return out, self.head(feats)
+
+
+@dataclass
+class TrainSettings:
+    beta: float
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    seed: int
+    contrastive: bool
+    rank_temperature: float
+    task_kind: str
+    amp: bool
+    progress: bool
+
+
+@dataclass
+class TrainData:
+    """Tensors on the CPU; images are loaded per batch from the ImageSets."""
+
+    train_images: object
+    train_targets: torch.Tensor  # (n_train, n_targets)
+    train_teacher: torch.Tensor  # (n_train,) labels or (n_train, C)
+    val_images: object | None = None
+    val_targets: torch.Tensor | None = None
+    val_teacher: torch.Tensor | None = None
+
+
+@dataclass
+class TrainOutcome:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0  # 1-based
+    start_epoch: int = 0  # epochs already done when this call started (resume)
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, ctx, min_batch: int) -> list[torch.Tensor]:
+    """This rank's index batches for ``epoch``: a permutation seeded by (seed, epoch).
+
+    A last batch smaller than ``min_batch`` (1 image, when the contrastive term needs 2) is
+    merged into the previous batch instead of being dropped.
+    """
+    g = torch.Generator()
+    g.manual_seed(int(seed) * 1_000_003 + int(epoch))
+    idx = distributed.shard(torch.randperm(n, generator=g), ctx)
+    batches = list(idx.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) < min_batch:
+        last = batches.pop()
+        batches[-1] = torch.cat([batches[-1], last])
+    return batches
+
+
+def _make_optimizer(name: str, params, lr: float):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    raise ConfigError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
+
+
+def _cpu_state(module: nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def _amp_setup(amp: bool, device: torch.device):
+    """-> (autocast context factory, GradScaler or None)."""
+    if not amp:
+        return contextlib.nullcontext, None
+    if device.type != "cuda":
+        warnings.warn("amp=True is ignored on CPU (mixed precision is used on CUDA only)", stacklevel=3)
+        return contextlib.nullcontext, None
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+
+
+@torch.no_grad()
+def evaluate(module: AlignModule, images, targets: torch.Tensor, teacher: torch.Tensor, *, preprocessing,
+             task_kind: str, device: torch.device, batch_size: int) -> tuple[float, float | None]:
+    """-> (mean exact Spearman between predicted and real targets per image, task agreement).
+
+    Runs in eval mode and restores the training mode afterwards.
+    """
+    was = module.training
+    module.eval()
+    rhos, agree = [], []
+    try:
+        for start in range(0, len(images), batch_size):
+            idx = list(range(start, min(len(images), start + batch_size)))
+            x = images.load(idx).to(device)
+            x = preprocessing(x) if preprocessing is not None else x
+            out, pred = module(x)
+            rhos.append(spearman_rows(targets[idx].to(device), pred).cpu())
+            if task_kind != "none":
+                agree.append(task_agreement(task_kind, out, teacher[idx].to(device)).cpu())
+    finally:
+        module.train(was)
+    rho = float(torch.cat(rhos).mean())
+    return rho, (float(torch.cat(agree).mean()) if agree else None)
+
+
+def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainData, s: TrainSettings, *,
+          preprocessing, ctx, out_dir: Path | None, resume: bool, fingerprint: str, backbone_name: str,
+          config: dict) -> TrainOutcome:
+    """Train ``student`` and ``head`` in place; on return they hold the best epoch's weights."""
+    device = ctx.device
+    module = AlignModule(student, head, layers).to(device)
+    params = list(student.parameters()) + list(head.parameters())
+    opt = _make_optimizer(s.optimizer, params, s.lr)
+    autocast, scaler = _amp_setup(s.amp, device)
+    ddp = distributed.wrap(module, ctx, find_unused_parameters=s.task_kind == "none")
+    ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
+
+    outcome = TrainOutcome()
+    best = {"epoch": 0, "score": -math.inf, "model": None, "head": None}
+    if ckpt_path is not None and resume and ckpt_path.is_file():
+        ck = load_checkpoint(ckpt_path, fingerprint=fingerprint, backbone=backbone_name)
+        p = ck["payload"]
+        student.load_state_dict(p["model"])
+        head.load_state_dict(p["head"])
+        opt.load_state_dict(p["optimizer"])
+        if scaler is not None and p["scaler"]:
+            scaler.load_state_dict(p["scaler"])
+        set_rng_state(p["rng"])
+        outcome.history = ck["history"]
+        outcome.start_epoch = ck["epoch"]
+        best = {"epoch": ck["best_epoch"], "score": ck["best_score"],
+                "model": p["best_model"] or _cpu_state(student), "head": p["best_head"] or _cpu_state(head)}
+
+    targets_dev = data.train_targets.to(device)
+    teacher_dev = data.train_teacher.to(device)
+    min_batch = 2 if s.contrastive else 1
+    zero = torch.zeros((), device=device)
+    for epoch in range(outcome.start_epoch, s.epochs):
+        t0 = time.perf_counter()
+        module.train()
+        batches = epoch_batches(len(data.train_images), s.batch_size, s.seed, epoch, ctx, min_batch)
+        sums = torch.zeros(5, dtype=torch.float64)  # task, mse, cont, total, n_images
+        bar = _progress(batches, s.progress and ctx.is_main, f"epoch {epoch + 1}/{s.epochs}")
+        for b, idx in enumerate(bar):
+            x = data.train_images.load(idx.numpy()).to(device, non_blocking=True)
+            x = preprocessing(x) if preprocessing is not None else x
+            y = targets_dev[idx.to(device)]
+            with autocast():
+                out, pred = ddp(x)
+            task = task_loss_fn(s.task_kind, out, teacher_dev[idx.to(device)]) if s.task_kind != "none" else zero
+            pred = pred.float()
+            mse = F.mse_loss(pred, y)
+            cont = contrastive_loss(y, pred, s.rank_temperature) if s.contrastive else zero
+            total = task + s.beta * (mse + cont)
+            bad = torch.tensor([0.0 if bool(torch.isfinite(total)) else 1.0])
+            if ctx.all_reduce_sum(bad).item() > 0:
+                kept = (f"the checkpoint of the last complete epoch ({epoch}) in {ckpt_path} was kept"
+                        if ckpt_path is not None and ckpt_path.is_file() else "no checkpoint was written")
+                raise TrainingError(f"non-finite loss at epoch {epoch + 1}, batch {b + 1} (task={task.item():.4g}, "
+                                    f"mse={mse.item():.4g}, contrastive={float(cont):.4g}); {kept}. Lower lr "
+                                    "or beta, try amp=False, or check the images and responses")
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(total).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                total.backward()
+                opt.step()
+            k = len(idx)
+            vals = torch.stack([task.detach(), mse.detach(), cont.detach(), total.detach()]).double().cpu()
+            sums[:4] += vals * k
+            sums[4] += k
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(task=f"{vals[0]:.3f}", mse=f"{vals[1]:.3f}", cont=f"{vals[2]:.3f}")
+        sums = ctx.all_reduce_sum(sums)
+        row = {"epoch": epoch + 1, "task": float(sums[0] / sums[4]), "mse": float(sums[1] / sums[4]),
+               "contrastive": float(sums[2] / sums[4]) if s.contrastive else None,
+               "total": float(sums[3] / sums[4]), "val_spearman": None, "val_task_agreement": None}
+        score = float(epoch)  # without validation the last epoch is the best
+        if data.val_images is not None:
+            row["val_spearman"], row["val_task_agreement"] = evaluate(
+                module, data.val_images, data.val_targets, data.val_teacher, preprocessing=preprocessing,
+                task_kind=s.task_kind, device=device, batch_size=max(2 * s.batch_size, 32))
+            score = row["val_spearman"]
+        row["time_s"] = round(time.perf_counter() - t0, 3)
+        outcome.history.append(row)
+        is_best = score > best["score"]
+        if is_best:
+            best = {"epoch": epoch + 1, "score": score, "model": None, "head": None}
+        if ckpt_path is not None and ctx.is_main:
+            save_checkpoint(ckpt_path, fingerprint=fingerprint, backbone=backbone_name, epoch=epoch + 1,
+                            model=student.state_dict(), head=head.state_dict(), optimizer=opt.state_dict(),
+                            scaler=scaler.state_dict() if scaler is not None else None,
+                            history=outcome.history, config=config, best=best)
+        ctx.barrier()
+        if is_best:  # keep a CPU copy only after the checkpoint (which needs no duplicate)
+            best["model"], best["head"] = _cpu_state(student), _cpu_state(head)
+        if ctx.is_main and s.progress:
+            msg = " ".join(f"{k}={v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "time_s")
+            _write(f"epoch {epoch + 1}/{s.epochs}: {msg}")
+
+    if best["model"] is not None:
+        student.load_state_dict(best["model"])
+        head.load_state_dict(best["head"])
+    outcome.best_epoch = best["epoch"]
+    return outcome
+
+
+def _progress(it, enabled: bool, desc: str):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _write(msg: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(msg)
