@@ -534,9 +534,9 @@ class SyntheticBrain:
             images_dir/<stimulus_name>.jpg          (default images_dir: root/images)
 
         Each file has one row per trial (image x repetition) with voxel columns, ROI masks
-        ROI_V1, ROI_V2, ROI_V3, ROI_V4, ROI_LOC, ROI_VC, and per-trial 'Label' (stimulus
-        number), 'image_index' (0-based) and 'Run' columns; the vmap of 'Label' maps
-        stimulus numbers to file stems (as Kamitani-lab files do with 'stimulus_name').
+        ROI_V1, ROI_V2, ROI_V3, ROI_V4, ROI_LOC, ROI_VC, and per-trial 'stimulus_name'
+        (stimulus number; its vmap maps numbers to the image file stems, as in Kamitani-lab
+        files), 'image_index' (0-based) and 'Run' columns.
         """
         from .shen_fmri import _import_bdpy
 
@@ -562,7 +562,7 @@ class SyntheticBrain:
                 data = np.concatenate([trials[roi][img_idx, rep_idx] for roi in ROIS], axis=1)
                 bd = bdpy.BData()
                 bd.add(data, "VoxelData")
-                bd.add((img_idx + 1).astype(float)[:, None], "Label")
+                bd.add((img_idx + 1).astype(float)[:, None], "stimulus_name")
                 bd.add(img_idx.astype(float)[:, None], "image_index")
                 bd.add((rep_idx + 1).astype(float)[:, None], "Run")
                 n_vox = data.shape[1]
@@ -573,8 +573,8 @@ class SyntheticBrain:
                     off += trials[roi].shape[2]
                     bd.add_metadata(f"ROI_{roi}", mask, f"1 = voxel in {roi}", where="VoxelData")
                 bd.add_metadata("ROI_VC", np.ones(n_vox), "1 = voxel in visual cortex", where="VoxelData")
-                bd.add_vmap("Label", {i + 1: str(sid) for i, sid in enumerate(ids)})
-                bd.save(str(targets[list(subjects).index(s) * 2 + SPLITS.index(split)]))
+                bd.add_vmap("stimulus_name", {float(i + 1): str(sid) for i, sid in enumerate(ids)})
+                bd.save(str(root / f"sub-{s:02d}_perceptionNaturalImage{names[split]}_original_VC.h5"))
         return root
 
 

@@ -1,0 +1,299 @@
+"""Loader for the THINGS-EEG2 preprocessed release (Gifford et al. 2022).
+
+Layout under ``root``::
+
+    preprocessed_data/sub-01/preprocessed_eeg_training.npy   (16540 images, 4 reps, 17 ch, 100 t)
+    preprocessed_data/sub-01/preprocessed_eeg_test.npy       (200 images, 80 reps, 17 ch, 100 t)
+    image_set/image_metadata.npy                              (root/image_metadata.npy also accepted)
+    image_set/training_images/<nnnnn_concept>/<file>.jpg
+    image_set/test_images/<nnnnn_concept>/<file>.jpg
+
+The ``.npy`` files hold **pickled** dicts ('preprocessed_eeg_data', 'ch_names', 'times';
+'train_img_files', 'train_img_concepts', 'test_img_files', 'test_img_concepts'). Unpickling
+can run code, so these files are loaded with ``allow_pickle=True`` only from the root the
+user named: load only data you trust.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ._eeg import DEFAULT_CHANNELS, DEFAULT_TIME_WINDOW, channel_indices, check_trials, select_trials, \
+    time_indices, zscore_stats
+from .dataset import NeuralDataset
+from .images import ImageSet
+
+SPLITS = ("training", "test")
+_EEG_KEYS = ("preprocessed_eeg_data", "ch_names", "times")
+_META_PREFIX = {"training": "train", "test": "test"}
+_IMAGE_FOLDER = {"training": "training_images", "test": "test_images"}
+
+__all__ = ["load_things_eeg2", "things_eeg2_summary", "find_subjects", "DEFAULT_CHANNELS"]
+
+
+def load_things_eeg2(root, subject, split: str = "test", *, channels=DEFAULT_CHANNELS,
+                     time_window=DEFAULT_TIME_WINDOW, average_repetitions: bool = True, zscore: bool = True,
+                     image_size: int | None = 224, check_images: bool = True) -> NeuralDataset:
+    """Load one subject's split of the THINGS-EEG2 preprocessed release.
+
+    Args:
+        root: folder holding ``preprocessed_data/`` and ``image_set/`` (trusted data: the
+            files are unpickled).
+        subject: 1, '01' or 'sub-01'.
+        split: 'training' or 'test'.
+        channels: channel names, selected by name from ``ch_names`` in this order
+            (default: the 17 occipital/parietal channels); None keeps all.
+        time_window: (start, stop) in seconds; samples with start <= t < stop are kept
+            (default 0-200 ms -> 20 samples at 100 Hz); None keeps all.
+        average_repetitions: average trials per image; when False the (z-scored) trials are
+            also kept in ``.repetitions``.
+        zscore: z-score every channel x time with the mean/std over all images and
+            repetitions of the *same subject's training split* (never the test split).
+        image_size: images are resized to this on load (None keeps the file size).
+        check_images: check up front that every image file exists and has a readable header.
+
+    Returns:
+        NeuralDataset, modality 'eeg': responses (n_images, n_channels, n_times),
+        repetitions (n_images, n_repetitions, n_channels, n_times) or None; concepts from the
+        metadata (e.g. '00001_aardvark'); stimulus_ids the image file names.
+    """
+    root = _check_root(root)
+    split = _check_split(split)
+    sub_dir = _subject_dir(root, subject)
+    data, ch_names, times, path = _read_eeg(sub_dir, split)
+    src = str(path)
+    ch = channel_indices(ch_names, channels, src)
+    ti = time_indices(times, time_window, src)
+    trials = check_trials(select_trials(data, ch, ti), src)
+    del data
+    if zscore:
+        mean, std = _training_stats(sub_dir, tuple(ch_names[i] for i in ch), tuple(float(times[i]) for i in ti))
+        trials = (trials - mean) / std
+    files, concepts = _read_metadata(root, split)
+    if len(files) != trials.shape[0]:
+        raise DataError(f"image count != response count: image_metadata.npy lists {len(files)} "
+                        f"{_META_PREFIX[split]}_img_files but {src} has {trials.shape[0]} images; "
+                        "the metadata and EEG files must come from the same release")
+    folder = root / "image_set" / _IMAGE_FOLDER[split]
+    paths = [folder / c / f for c, f in zip(concepts, files)]
+    if check_images:
+        _check_images(paths, folder)
+    return NeuralDataset(
+        images=ImageSet.from_paths(paths, size=image_size, check=False), responses=trials.mean(1),
+        repetitions=None if average_repetitions else trials, modality="eeg", subject=_subject_number(subject),
+        concepts=np.asarray(concepts), channel_names=[str(ch_names[i]) for i in ch], times=times[ti],
+        stimulus_ids=np.asarray(files),
+        meta=dict(source="things-eeg2", root=str(root), file=src, split=split, zscore=zscore,
+                  time_window=None if time_window is None else tuple(time_window),
+                  n_repetitions=int(trials.shape[1])),
+    )
+
+
+def find_subjects(root) -> list[int]:
+    """Subject numbers with a ``preprocessed_data/sub-XX`` folder under ``root``."""
+    d = Path(root) / "preprocessed_data"
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        if p.is_dir() and p.name.startswith("sub-") and p.name[4:].isdigit():
+            out.append(int(p.name[4:]))
+    return sorted(out)
+
+
+def things_eeg2_summary(root, subject, split: str | None = None) -> dict:
+    """A summary of one subject's files (shapes, channels, time range, concept counts).
+
+    Returns {'root', 'subject', 'splits': {split: {...}}}; ``split=None`` summarises both.
+    """
+    root = _check_root(root)
+    sub_dir = _subject_dir(root, subject)
+    out = {"root": str(root), "subject": _subject_number(subject), "splits": {}}
+    for sp in (SPLITS if split is None else (_check_split(split),)):
+        data, ch_names, times, path = _read_eeg(sub_dir, sp)
+        info = dict(file=str(path), shape=tuple(int(x) for x in data.shape), channels=list(ch_names),
+                    tmin=float(times[0]), tmax=float(times[-1]),
+                    sfreq=float(1.0 / np.median(np.diff(times))) if len(times) > 1 else None,
+                    n_default_window=int(len(time_indices(times, DEFAULT_TIME_WINDOW, str(path))))
+                    if times[0] <= 0 and times[-1] >= 0.19 else 0)
+        try:
+            files, concepts = _read_metadata(root, sp)
+            uniq, counts = np.unique(np.asarray(concepts), return_counts=True)
+            info.update(n_images_metadata=len(files), n_concepts=int(len(uniq)),
+                        images_per_concept=(int(counts.min()), int(counts.max())))
+        except DataError as exc:
+            info.update(metadata_error=str(exc))
+        out["splits"][sp] = info
+    return out
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable text of :func:`things_eeg2_summary`."""
+    lines = [f"THINGS-EEG2 root {summary['root']}, subject {summary['subject']}"]
+    for sp, s in summary["splits"].items():
+        n, r, c, t = s["shape"]
+        lines.append(f"  {sp}: {n} images x {r} repetitions x {c} channels x {t} times  ({s['file']})")
+        sf = f", {s['sfreq']:.0f} Hz" if s.get("sfreq") else ""
+        lines.append(f"    time {s['tmin']:.3f} .. {s['tmax']:.3f} s{sf}; 0-200 ms = {s['n_default_window']} samples")
+        lines.append(f"    channels: {', '.join(s['channels'])}")
+        if "n_concepts" in s:
+            lo, hi = s["images_per_concept"]
+            per = f"{lo}" if lo == hi else f"{lo}-{hi}"
+            lines.append(f"    concepts: {s['n_concepts']} ({per} images each); metadata lists {s['n_images_metadata']} images")
+        else:
+            lines.append(f"    metadata: {s['metadata_error']}")
+    return "\n".join(lines)
+
+
+# --- internals ---------------------------------------------------------------------------
+def _check_root(root) -> Path:
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"THINGS-EEG2 root {root} does not exist or is not a folder: pass the folder that "
+                        "holds preprocessed_data/ and image_set/")
+    if not (root / "preprocessed_data").is_dir():
+        raise DataError(f"{root} has no preprocessed_data/ folder: pass the THINGS-EEG2 root that holds "
+                        "preprocessed_data/sub-XX/ and image_set/")
+    return root
+
+
+def _check_split(split: str) -> str:
+    aliases = {"train": "training", "training": "training", "test": "test"}
+    if split not in aliases:
+        raise DataError(f"split must be 'training' or 'test', got {split!r}")
+    return aliases[split]
+
+
+def _subject_number(subject) -> int:
+    s = str(subject).strip()
+    s = s[4:] if s.lower().startswith("sub-") else s
+    try:
+        n = int(s)
+    except ValueError:
+        raise DataError(f"subject {subject!r} is not a subject number: use 1, '01' or 'sub-01'") from None
+    if n < 1:
+        raise DataError(f"subject numbers start at 1, got {subject!r}")
+    return n
+
+
+def _subject_dir(root: Path, subject) -> Path:
+    n = _subject_number(subject)
+    d = root / "preprocessed_data" / f"sub-{n:02d}"
+    if not d.is_dir():
+        found = find_subjects(root)
+        listing = ", ".join(f"sub-{s:02d}" for s in found) or "none"
+        raise DataError(f"subject folder {d} not found; subjects found under {root / 'preprocessed_data'}: "
+                        f"{listing}")
+    return d
+
+
+def _load_pickled_npy(path: Path, what: str):
+    """np.load with allow_pickle=True: only ever called on files under the user-given root."""
+    if not path.is_file():
+        raise DataError(f"{what} file {path} not found: download it from the THINGS-EEG2 release "
+                        "or check the root folder")
+    try:
+        obj = np.load(path, allow_pickle=True)
+    except Exception as exc:  # truncated/corrupt files raise many types (ValueError, EOFError, UnpicklingError)
+        raise DataError(f"cannot read {path}: {exc}; the file is corrupt or not a NumPy file, re-download it") from exc
+    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
+        obj = obj.item()
+    if not isinstance(obj, dict):
+        raise DataError(f"{path} does not hold a pickled dict (got {type(obj).__name__}"
+                        f"{' of shape ' + str(obj.shape) if hasattr(obj, 'shape') else ''}); "
+                        "is it a THINGS-EEG2 preprocessed file?")
+    return obj
+
+
+def _read_eeg(sub_dir: Path, split: str):
+    path = sub_dir / f"preprocessed_eeg_{split}.npy"
+    d = _load_pickled_npy(path, f"EEG {split}")
+    missing = [k for k in _EEG_KEYS if k not in d]
+    if missing:
+        raise DataError(f"{path} lacks key(s) {missing} (has {sorted(map(str, d))}); expected "
+                        f"{list(_EEG_KEYS)} as in the THINGS-EEG2 preprocessed release")
+    data = np.asarray(d["preprocessed_eeg_data"])  # NaN/Inf are checked on the selected part only
+    if data.ndim != 4:
+        raise DataError(f"{path}: 'preprocessed_eeg_data' must be 4-D (n_images, n_repetitions, n_channels, "
+                        f"n_times), got shape {data.shape}")
+    if not np.issubdtype(data.dtype, np.number):
+        raise DataError(f"{path}: 'preprocessed_eeg_data' must be numeric, got dtype {data.dtype}")
+    ch_names = [str(c) for c in np.asarray(d["ch_names"]).ravel()]
+    times = np.asarray(d["times"], dtype=np.float64).ravel()
+    if len(ch_names) != data.shape[2]:
+        raise DataError(f"{path}: 'ch_names' has {len(ch_names)} names but 'preprocessed_eeg_data' has "
+                        f"{data.shape[2]} channels (axis 2 of shape {data.shape})")
+    if len(times) != data.shape[3]:
+        raise DataError(f"{path}: 'times' has {len(times)} values but 'preprocessed_eeg_data' has "
+                        f"{data.shape[3]} time points (axis 3 of shape {data.shape})")
+    if data.shape[0] == 0 or data.shape[1] == 0:
+        raise DataError(f"{path}: 'preprocessed_eeg_data' is empty (shape {data.shape})")
+    return data, ch_names, times, path
+
+
+@functools.lru_cache(maxsize=8)
+def _training_stats_cached(path: str, mtime_ns: int, size: int, channels: tuple, times: tuple):
+    sub_dir = Path(path).parent
+    data, ch_names, t, p = _read_eeg(sub_dir, "training")
+    ch = channel_indices(ch_names, list(channels), str(p))
+    # Same samples as the selected split (match by time stamp, not index: both files share times).
+    ti = np.array([int(np.argmin(np.abs(t - x))) for x in times])
+    if np.max(np.abs(t[ti] - np.asarray(times))) > 1e-6:
+        raise DataError(f"{p}: its 'times' do not contain the selected test time points {times[:3]}...; "
+                        "training and test files must share the same time axis")
+    return zscore_stats(check_trials(select_trials(data, ch, ti), str(p)))
+
+
+def _training_stats(sub_dir: Path, channels: tuple, times: tuple):
+    """Per channel x time mean/std of the subject's training split (cached per file version)."""
+    path = sub_dir / "preprocessed_eeg_training.npy"
+    if not path.is_file():
+        raise DataError(f"z-scoring needs the same subject's training file {path}, which is missing: "
+                        "add it or pass zscore=False")
+    st = path.stat()
+    return _training_stats_cached(str(path), st.st_mtime_ns, st.st_size, channels, times)
+
+
+def _metadata_path(root: Path) -> Path:
+    for p in (root / "image_set" / "image_metadata.npy", root / "image_metadata.npy"):
+        if p.is_file():
+            return p
+    raise DataError(f"image_metadata.npy not found in {root / 'image_set'} or {root}: download it with "
+                    "the THINGS-EEG2 image set")
+
+
+def _read_metadata(root: Path, split: str) -> tuple[list[str], list[str]]:
+    path = _metadata_path(root)
+    meta = _load_pickled_npy(path, "image metadata")
+    pre = _META_PREFIX[split]
+    keys = (f"{pre}_img_files", f"{pre}_img_concepts")
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise DataError(f"{path} lacks key(s) {missing} (has {sorted(map(str, meta))}); expected "
+                        "train_img_files, train_img_concepts, test_img_files, test_img_concepts")
+    files = [str(x) for x in np.asarray(meta[keys[0]]).ravel()]
+    concepts = [str(x) for x in np.asarray(meta[keys[1]]).ravel()]
+    if len(files) != len(concepts):
+        raise DataError(f"{path}: '{keys[0]}' has {len(files)} entries but '{keys[1]}' has {len(concepts)}; "
+                        "they must list the images in the same order")
+    return files, concepts
+
+
+def _check_images(paths: list[Path], folder: Path) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise DataError(f"{len(missing)} image file(s) listed in image_metadata.npy are missing: "
+                        f"{', '.join(map(str, missing[:3]))}{more}; unpack the THINGS-EEG2 image set into {folder}")
+    for p in paths:  # header only: cheap, catches truncated/non-image files before training starts
+        try:
+            with Image.open(p) as im:
+                im.size  # noqa: B018
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"cannot read image {p}: {exc}; replace the file (re-extract the image set)") from exc
