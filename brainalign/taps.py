@@ -242,3 +242,36 @@ class LayerTap:
         finally:
             if attached_here:
                 self.remove()
+
+
+def module_output_shapes(model: nn.Module, *inputs) -> dict[str, tuple[tuple[int, ...] | None, int]]:
+    """Run ``model(*inputs)`` once, hooking every module: name -> (output shape, number of calls).
+
+    Shapes are batch-first (sequence-first modules transposed) and include the batch
+    dimension; the shape is the module's last call (e.g. a recurrent step's final state);
+    modules not called get ``(None, 0)``. Hooks are removed afterwards, also on errors.
+    """
+    seq_first = sequence_first_modules(model)
+    names = layer_names(model)
+    found: dict[str, tuple[tuple[int, ...] | None, int]] = {n: (None, 0) for n in names}
+
+    def make(name):
+        def hook(module, inp, out):
+            t = _first_tensor(out)
+            shape = None
+            if t is not None:
+                shape = tuple(t.transpose(0, 1).shape if name in seq_first and t.ndim == 3 else t.shape)
+            found[name] = (shape, found[name][1] + 1)
+        return hook
+
+    modules = dict(model.named_modules())
+    handles = []
+    try:
+        for name in names:
+            handles.append(modules[name].register_forward_hook(make(name)))
+        with torch.inference_mode():
+            model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return found
