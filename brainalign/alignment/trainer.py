@@ -202,8 +202,8 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
             if ctx.all_reduce_sum(bad).item() > 0:
                 kept = (f"the checkpoint of the last complete epoch ({epoch}) in {ckpt_path} was kept"
                         if ckpt_path is not None and ckpt_path.is_file() else "no checkpoint was written")
-                raise TrainingError(f"non-finite loss at epoch {epoch + 1}, batch {b + 1} (task={task.item():.4g}, "
-                                    f"mse={mse.item():.4g}, contrastive={float(cont):.4g}); {kept}. Lower lr "
+                raise TrainingError(f"non-finite loss at epoch {epoch + 1}, batch {b + 1} (task={float(task.detach()):.4g}, "
+                                    f"mse={float(mse.detach()):.4g}, contrastive={float(cont.detach()):.4g}); {kept}. Lower lr "
                                     "or beta, try amp=False, or check the images and responses")
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
