@@ -1,0 +1,297 @@
+"""Model / fMRI RDMs from features, computed through float64 Gram matrices.
+
+Two ways to stream a large feature matrix X (n_images, n_features) without holding it
+(in float64, or at all) in memory:
+
+* ``RDMAccumulator.update(indices, batch)`` -- image batches with complete features, as
+  feature extraction produces them. Every pair of images needs both rows, so the rows must
+  be kept somewhere: they are normalised on arrival (centred + unit norm for correlation)
+  and kept in their own dtype (float32 stays float32) in memory or, above
+  ``max_memory_bytes``, in a temporary file on disk; each new batch's Gram block against
+  all rows seen so far is accumulated in float64, feature chunk by feature chunk.
+* ``RDMAccumulator.update_features(batch)`` -- feature chunks with all images (e.g. one
+  channel block of a huge layer at a time). Here nothing but the (n, n) float64 Gram
+  matrix and per-image sums is kept: X X^T = sum_k X_k X_k^T exactly.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .rdms import RDMs, triu_indices
+
+__all__ = ["rdm", "RDMAccumulator", "METHODS"]
+
+METHODS = ("correlation", "cosine", "euclidean", "sqeuclidean")
+_CHUNK_BYTES = 64 * 2**20  # float64 working set per matmul operand
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor, possibly on an accelerator
+        x = x.detach()
+        return x.numpy() if x.device.type == "cpu" else x.to("cpu").numpy()
+    return np.asarray(x)
+
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ConfigError(f"unknown RDM method {method!r}: use one of {', '.join(METHODS)}")
+    return method
+
+
+def _name_images(idx: np.ndarray, limit: int = 10) -> str:
+    idx = np.asarray(idx).ravel()
+    shown = ", ".join(str(int(i)) for i in idx[:limit])
+    return shown + (f", ... ({len(idx)} in total)" if len(idx) > limit else "")
+
+
+def _check_finite(chunk: np.ndarray, rows: np.ndarray) -> None:
+    bad = ~np.isfinite(chunk).all(axis=1)
+    if bad.any():
+        raise DataError(f"features contain NaN or inf for image(s) {_name_images(rows[bad])}: "
+                        "fix the feature extraction or drop those images")
+
+
+def _gram_to_rdm(gram: np.ndarray, method: str, n_features: int) -> np.ndarray:
+    """(n, n) float64 Gram of the method's normalised rows -> (n_pairs,) dissimilarities."""
+    iu = triu_indices(gram.shape[0])
+    if method in ("correlation", "cosine"):
+        norm = np.sqrt(np.diag(gram))
+        return 1.0 - gram[iu] / (norm[iu[0]] * norm[iu[1]])
+    sq = np.diag(gram)
+    d2 = np.maximum(sq[iu[0]] + sq[iu[1]] - 2.0 * gram[iu], 0.0)
+    return np.sqrt(d2) if method == "euclidean" else d2
+
+
+def rdm(features: Any, method: str = "correlation", *, descriptors: Mapping[str, Any] | None = None,
+        condition_descriptors: Mapping[str, Any] | None = None) -> RDMs:
+    """One RDM from features (n_images, n_features) (extra dims are flattened).
+
+    method:
+        'correlation' (default) 1 - Pearson r between images' feature vectors;
+        'cosine' 1 - cosine similarity;
+        'euclidean' ||x_i - x_j||;
+        'sqeuclidean' ||x_i - x_j||^2.
+        rsatoolbox's ``calc_rdm(method='euclidean')`` is 'sqeuclidean' / n_features.
+
+    Works in float64 on feature chunks, so float32 input is never copied whole to float64.
+    Raises DataError for NaN/inf (naming images) and, for 'correlation', constant images
+    (zero variance) or, for 'cosine', all-zero images.
+    Returns RDMs with one RDM of (n_images * (n_images - 1) / 2,) values.
+    """
+    method = _check_method(method)
+    x = _to_numpy(features)
+    if x.ndim < 2:
+        raise DataError(f"features must be (n_images, n_features), got shape {x.shape}")
+    x = x.reshape(x.shape[0], -1)
+    if x.shape[0] < 2:
+        raise DataError(f"an RDM needs at least 2 images, got {x.shape[0]}")
+    acc = RDMAccumulator(x.shape[0], method, descriptors=descriptors,
+                         condition_descriptors=condition_descriptors)
+    acc._exact_shift = _row_shift(x, method)
+    chunk = max(256, _CHUNK_BYTES // (8 * x.shape[0]))
+    for start in range(0, x.shape[1], chunk):
+        acc.update_features(x[:, start:start + chunk])
+    return acc.result()
+
+
+def _row_shift(x: np.ndarray, method: str) -> np.ndarray | None:
+    """Exact per-image means for 'correlation' (so the Gram is of centred rows)."""
+    if method != "correlation":
+        return None
+    return np.mean(x, axis=1, dtype=np.float64)
+
+
+class RDMAccumulator:
+    """Builds one RDM over ``n_images`` images from streamed features.
+
+    Use either image batches (``update``) or feature chunks (``update_features``), not both.
+
+    Args:
+        n_images: number of images (rows of the RDM).
+        method: see :func:`rdm`.
+        max_memory_bytes: image-batch mode keeps normalised rows; above this size they go to
+            a temporary file on disk (``tmp_dir``) instead of memory.
+        descriptors / condition_descriptors: passed to the resulting :class:`RDMs`.
+
+    Example::
+
+        acc = RDMAccumulator(200, "correlation")
+        for idx, batch in batches:            # idx (b,) image indices, batch (b, n_features)
+            acc.update(idx, batch)
+        rdms = acc.result()                   # RDMs, .square() -> (1, 200, 200)
+    """
+
+    def __init__(self, n_images: int, method: str = "correlation", *,
+                 max_memory_bytes: int = 512 * 2**20, tmp_dir: str | None = None,
+                 descriptors: Mapping[str, Any] | None = None,
+                 condition_descriptors: Mapping[str, Any] | None = None):
+        if int(n_images) < 2:
+            raise ConfigError(f"n_images must be >= 2, got {n_images}")
+        self.n_images = int(n_images)
+        self.method = _check_method(method)
+        self.max_memory_bytes = int(max_memory_bytes)
+        self.tmp_dir = tmp_dir
+        self._descriptors = descriptors
+        self._condition_descriptors = condition_descriptors
+        self._gram = np.zeros((self.n_images, self.n_images))
+        self._mode: str | None = None
+        self._n_features: int | None = None
+        # image mode
+        self._rows: np.ndarray | None = None
+        self._seen = np.zeros(self.n_images, bool)
+        self._spill_dir: str | None = None
+        self._offset: np.ndarray | None = None
+        # feature mode
+        self._exact_shift: np.ndarray | None = None
+        self._shift: np.ndarray | None = None
+        self._min = np.full(self.n_images, np.inf)
+        self._max = np.full(self.n_images, -np.inf)
+        self._rowsum = np.zeros(self.n_images)
+        self._features_seen = 0
+
+    # --- image batches ---------------------------------------------------------------------
+    def update(self, indices: Any, batch: Any) -> None:
+        """Add images ``indices`` (b,) with features ``batch`` (b, n_features) (or (b, ...))."""
+        self._set_mode("images")
+        idx = np.asarray(_to_numpy(indices)).astype(np.int64).ravel()
+        x = _to_numpy(batch)
+        x = x.reshape(x.shape[0], -1) if x.ndim >= 2 else x.reshape(1, -1)
+        if len(idx) != x.shape[0]:
+            raise DataError(f"{len(idx)} indices for a batch of {x.shape[0]} images")
+        if len(idx) == 0:
+            return
+        if idx.min() < 0 or idx.max() >= self.n_images:
+            raise DataError(f"image indices must be in [0, {self.n_images}), got "
+                            f"{_name_images(idx[(idx < 0) | (idx >= self.n_images)])}")
+        if len(np.unique(idx)) != len(idx) or self._seen[idx].any():
+            dup = idx[self._seen[idx]] if self._seen[idx].any() else idx
+            raise DataError(f"image(s) {_name_images(np.unique(dup))} given twice: each image once")
+        if self._n_features is None:
+            self._n_features = x.shape[1]
+            self._alloc_rows(x.shape[1], np.float64 if x.dtype == np.float64 else np.float32)
+        elif x.shape[1] != self._n_features:
+            raise DataError(f"batch has {x.shape[1]} features, earlier batches had {self._n_features}")
+        rows = self._normalise_rows(x, idx)
+        self._rows[idx] = rows
+        self._seen[idx] = True
+        seen = np.flatnonzero(self._seen)
+        chunk = max(256, _CHUNK_BYTES // (8 * len(seen)))
+        block = np.zeros((len(idx), len(seen)))
+        for start in range(0, self._n_features, chunk):
+            sl = slice(start, start + chunk)
+            a = np.asarray(self._rows[idx, sl], dtype=np.float64)
+            b = np.asarray(self._rows[seen, sl], dtype=np.float64)
+            block += a @ b.T
+        self._gram[np.ix_(idx, seen)] = block
+        self._gram[np.ix_(seen, idx)] = block.T
+
+    def _alloc_rows(self, n_features: int, dtype) -> None:
+        nbytes = self.n_images * n_features * np.dtype(dtype).itemsize
+        if nbytes <= self.max_memory_bytes:
+            self._rows = np.zeros((self.n_images, n_features), dtype)
+        else:  # too big for memory: a disk-backed array, paged in chunk by chunk
+            self._spill_dir = tempfile.mkdtemp(prefix="brainalign_rdm_", dir=self.tmp_dir)
+            self._rows = np.memmap(os.path.join(self._spill_dir, "rows.dat"), dtype=dtype,
+                                   mode="w+", shape=(self.n_images, n_features))
+
+    def _normalise_rows(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        x64 = np.asarray(x, dtype=np.float64)
+        _check_finite(x64, idx)
+        if self.method == "correlation":
+            x64 = x64 - x64.mean(axis=1, keepdims=True)
+            const = np.ptp(x, axis=1) == 0
+            if const.any():
+                raise DataError(f"image(s) {_name_images(idx[const])} have constant features "
+                                "(zero variance): correlation distance is undefined; drop them "
+                                "or use method='euclidean'")
+        if self.method in ("correlation", "cosine"):
+            norm = np.linalg.norm(x64, axis=1, keepdims=True)
+            if (norm == 0).any():
+                raise DataError(f"image(s) {_name_images(idx[norm[:, 0] == 0])} have all-zero "
+                                "features: cosine distance is undefined; drop them or use "
+                                "method='euclidean'")
+            x64 = x64 / norm
+        else:  # translation-invariant: remove the first batch's feature means (less cancellation)
+            if self._offset is None:
+                self._offset = x64.mean(axis=0)
+            x64 = x64 - self._offset
+        return x64.astype(self._rows.dtype, copy=False)
+
+    # --- feature chunks --------------------------------------------------------------------
+    def update_features(self, batch: Any) -> None:
+        """Add a chunk of features for all images: ``batch`` (n_images, f_chunk)."""
+        self._set_mode("features")
+        x = _to_numpy(batch)
+        x = x.reshape(x.shape[0], -1)
+        if x.shape[0] != self.n_images:
+            raise DataError(f"a feature chunk must hold all {self.n_images} images, got {x.shape[0]}")
+        c = np.asarray(x, dtype=np.float64)
+        _check_finite(c, np.arange(self.n_images))
+        self._min = np.minimum(self._min, c.min(axis=1))
+        self._max = np.maximum(self._max, c.max(axis=1))
+        if self.method == "correlation":  # per-image shift: exact means if known, else first chunk's
+            if self._shift is None:
+                self._shift = self._exact_shift if self._exact_shift is not None else c.mean(axis=1)
+            c = c - self._shift[:, None]
+            self._rowsum += c.sum(axis=1)
+        elif self.method in ("euclidean", "sqeuclidean"):
+            c = c - c.mean(axis=0)  # distances are invariant to per-feature translation
+        self._gram += c @ c.T
+        self._features_seen += x.shape[1]
+
+    # --- result ----------------------------------------------------------------------------
+    def _set_mode(self, mode: str) -> None:
+        if self._mode is None:
+            self._mode = mode
+        elif self._mode != mode:
+            raise ConfigError("RDMAccumulator: use either update() (image batches) or "
+                              "update_features() (feature chunks), not both")
+
+    def result(self) -> RDMs:
+        """The RDM as :class:`RDMs` (one RDM); DataError if images or features are missing."""
+        if self._mode is None:
+            raise DataError("RDMAccumulator.result() called before any update()")
+        gram = self._gram
+        if self._mode == "images":
+            if not self._seen.all():
+                raise DataError(f"features missing for image(s) {_name_images(np.flatnonzero(~self._seen))}"
+                                f": update() every one of the {self.n_images} images first")
+            self.close()
+        else:
+            n_feat = self._features_seen
+            if self.method == "correlation":
+                const = self._max == self._min
+                if const.any():
+                    raise DataError(f"image(s) {_name_images(np.flatnonzero(const))} have constant "
+                                    "features (zero variance): correlation distance is undefined; "
+                                    "drop them or use method='euclidean'")
+                mean = self._rowsum / n_feat  # residual mean after the shift
+                gram = gram - n_feat * np.outer(mean, mean)
+            if self.method == "cosine":
+                zero = (self._max == 0) & (self._min == 0)
+                if zero.any():
+                    raise DataError(f"image(s) {_name_images(np.flatnonzero(zero))} have all-zero "
+                                    "features: cosine distance is undefined; drop them or use "
+                                    "method='euclidean'")
+        vec = _gram_to_rdm(gram, self.method, self._n_features or self._features_seen)
+        return RDMs(vec[None], self.n_images, descriptors=self._descriptors,
+                    condition_descriptors=self._condition_descriptors, measure=self.method)
+
+    def close(self) -> None:
+        """Delete the temporary file of disk-backed rows (called by result())."""
+        self._rows = None
+        if self._spill_dir is not None:
+            shutil.rmtree(self._spill_dir, ignore_errors=True)
+            self._spill_dir = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
