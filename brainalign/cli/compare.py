@@ -1,0 +1,51 @@
+"""``brainalign compare MODEL... [--eeg SOURCE] [--fmri SOURCE]``: how brain-like are these models?"""
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare", help="compare models with EEG (time-resolved RSA) and fMRI (ROI RSA); writes a report",
+        description="Compare models with neural data by RSA. EEG: each layer's RDM vs the EEG decoding RDM at "
+                    "each time point (mean ± SEM over subjects, cluster-corrected differences vs the first "
+                    "model). fMRI: per ROI the max over layers. Without --eeg/--fmri the built-in synthetic "
+                    "brain is used. Writes results.json, results.csv, PNG figures and report.md to --out.")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="backbone name/alias (cornet, resnet101, clip), timm:<name>, open_clip:<name>, an "
+                        "aligned-model file/folder, or a path with {subject} (e.g. runs/sub-{subject:02d}_beta-100) "
+                        "for one personalised model per subject")
+    p.add_argument("--eeg", metavar="SOURCE", help="EEG data: synthetic[:SEED], things-eeg2:ROOT or a THINGS-EEG2 root")
+    p.add_argument("--fmri", metavar="SOURCE", help="fMRI data: synthetic[:SEED], shen:PATH or a Shen .h5 path")
+    p.add_argument("--subjects", metavar="LIST", help="subjects, e.g. 1,2 or 1-10 (default: all of the source)")
+    p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to read (default: each backbone's own)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: brainalign-results/compare-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out, replacing files of the same name")
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                   help="random weights instead of the standard pretrained ones (no download needed)")
+    p.add_argument("--weights", metavar="PATH", help="local weights file for a single backbone MODEL")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    p.add_argument("--permutations", type=int, default=1000, help="sign-flip permutations of the cluster test")
+    p.add_argument("--seed", type=int, default=0, help="seed of the permutation tests (default 0)")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache for EEG decoding RDMs (default $BRAINALIGN_CACHE or "
+                                                      "~/.cache/brainalign)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..evaluate.compare import run_compare
+    from ..evaluate.data_sources import parse_subjects
+
+    outcome = run_compare(args.models, eeg=args.eeg, fmri=args.fmri, subjects=parse_subjects(args.subjects),
+                          layers=args.layers, out=args.out, overwrite=args.overwrite, pretrained=args.pretrained,
+                          weights=args.weights, device=args.device, batch_size=args.batch_size,
+                          cache_dir=args.cache_dir, n_permutations=args.permutations, seed=args.seed,
+                          progress=args.progress, argv=["brainalign", "compare", *sys.argv[2:]])
+    print()
+    print(outcome.table)
+    print()
+    print(f"Report: {outcome.out / 'report.md'}  (results.json, results.csv, "
+          f"{', '.join(p.name for k, p in outcome.paths.items() if str(p).endswith('.png'))})")
+    return 0

@@ -1,0 +1,56 @@
+"""``brainalign robustness MODEL... --images SOURCE``: accuracy under FGSM/PGD attack."""
+from __future__ import annotations
+
+import sys
+
+from ..evaluate.robustness import DEFAULT_EPS
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "robustness", help="white-box FGSM/PGD robustness (top-1/top-5 vs epsilon); figure + JSON",
+        description="Attack each MODEL white-box in [0, 1] pixel space (before normalisation) over a range of "
+                    "epsilons and report top-1/top-5 accuracy, raw and baseline-aligned (minus eps=0). Embedding "
+                    "models (CLIP) are classified zero-shot over ImageNet's classes with their text tower.")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="backbone names, timm:/open_clip: names or aligned-model files (first = reference for "
+                        "--labels model)")
+    p.add_argument("--images", default="synthetic", metavar="SOURCE",
+                   help="synthetic[:SEED] (default), a folder of images, or a folder of class subfolders")
+    p.add_argument("--attack", choices=["fgsm", "pgd"], default="fgsm", help="attack (default fgsm)")
+    p.add_argument("--eps", default=",".join(f"{e:g}" for e in DEFAULT_EPS),
+                   help="comma-separated epsilons in pixel units (default 0,0.01,...,0.06)")
+    p.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
+    p.add_argument("--step-size", type=float, default=None, help="PGD step size (default 2.5*eps/steps)")
+    p.add_argument("--labels", choices=["model", "folder"], default="model",
+                   help="'model': the reference model's clean predictions (paper); 'folder': class subfolders")
+    p.add_argument("--reference", metavar="MODEL", help="reference model for --labels model (default: the first MODEL)")
+    p.add_argument("--max-images", type=int, default=None, help="use a seeded random subset of this many images")
+    p.add_argument("--templates", choices=["simple", "openai", "single"], default="simple",
+                   help="zero-shot prompt templates for CLIP (default: open_clip's 7 'simple' ones)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: brainalign-results/robustness-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out, replacing files of the same name")
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                   help="random weights for backbone names (and a random CLIP text tower)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed (image subset, PGD random start)")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache for zero-shot heads (default ~/.cache/brainalign)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..evaluate.robustness_run import run_robustness
+
+    o = run_robustness(args.models, images=args.images, attack=args.attack, eps=args.eps, labels=args.labels,
+                       reference=args.reference, steps=args.steps, step_size=args.step_size,
+                       batch_size=args.batch_size, max_images=args.max_images, out=args.out,
+                       overwrite=args.overwrite, pretrained=args.pretrained, device=args.device, seed=args.seed,
+                       templates=args.templates, cache_dir=args.cache_dir, progress=args.progress,
+                       argv=["brainalign", "robustness", *sys.argv[2:]])
+    print()
+    print(o.table)
+    print()
+    print(f"Report: {o.out / 'report.md'}  (results.json, results.csv, robustness.png)")
+    return 0

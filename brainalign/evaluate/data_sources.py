@@ -1,0 +1,78 @@
+"""Neural-data SOURCE strings -> per-subject test datasets for the evaluation commands.
+
+SOURCE forms: 'synthetic' or 'synthetic:SEED' (the built-in synthetic brain),
+'things-eeg2:ROOT', 'shen:PATH' or a bare path (auto-detected by the data registry).
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import ConfigError, DataError
+
+# Subjects used when --subjects is not given.
+DEFAULT_SUBJECTS = {"things-eeg2": list(range(1, 11)), "shen": [1, 2, 3]}
+
+
+def parse_subjects(text: str | None) -> list[int] | None:
+    """'1,2,5' / '1-10' / '1-3,7' -> sorted unique ints; None -> None."""
+    if text is None or str(text).strip() == "":
+        return None
+    out = []
+    for part in str(text).replace(" ", "").split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ConfigError(f"--subjects must look like 1,2 or 1-10 (or 1-3,7), got {text!r}")
+        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+        if b < a:
+            raise ConfigError(f"--subjects range {part!r} runs backwards: write {b}-{a}")
+        out.extend(range(a, b + 1))
+    return sorted(set(out))
+
+
+def is_synthetic(source) -> bool:
+    return source is None or (isinstance(source, str) and (source == "synthetic" or source.startswith("synthetic:")))
+
+
+def synthetic_brain(source: str | None = None, **overrides):
+    """The SyntheticBrain of 'synthetic' / 'synthetic:SEED' (default config otherwise)."""
+    from ..data.synthetic import SyntheticBrain
+
+    seed = 0
+    if source and ":" in source:
+        try:
+            seed = int(source.split(":", 1)[1])
+        except ValueError as exc:
+            raise DataError(f"synthetic source must be 'synthetic' or 'synthetic:SEED' (an integer), got {source!r}") from exc
+    return SyntheticBrain(seed=seed, **overrides)
+
+
+def default_subjects(source: str | None, brain=None) -> list[int]:
+    if is_synthetic(source):
+        brain = brain or synthetic_brain(source)
+        return list(range(1, brain.config.n_subjects + 1))
+    prefix = str(source).split(":", 1)[0].lower()
+    return DEFAULT_SUBJECTS.get(prefix, [1])
+
+
+def load_eeg_subjects(source: str | None, subjects: list | None, *, brain=None) -> dict:
+    """{subject: NeuralDataset} test-split EEG with raw repetitions (for decoding RDMs)."""
+    if is_synthetic(source):
+        brain = brain or synthetic_brain(source)
+        subjects = subjects or default_subjects(source, brain)
+        return {s: brain.eeg(s, "test", average_repetitions=False) for s in subjects}
+    from ..data.registry import load_eeg_source
+
+    subjects = subjects or default_subjects(source)
+    return {s: load_eeg_source(source, s, "test", average_repetitions=False) for s in subjects}
+
+
+def load_fmri_subjects(source: str | None, subjects: list | None, *, brain=None) -> dict:
+    """{subject: {roi: NeuralDataset}} test-split fMRI (repetitions averaged)."""
+    if is_synthetic(source):
+        brain = brain or synthetic_brain(source)
+        subjects = subjects or default_subjects(source, brain)
+        return {s: brain.fmri(s, "test") for s in subjects}
+    from ..data.registry import load_fmri_source
+
+    subjects = subjects or default_subjects(source)
+    return {s: load_fmri_source(source, s) for s in subjects}

@@ -1,0 +1,40 @@
+"""Model RDMs: one RDM per layer (1 - Pearson by default), accumulated batch by batch."""
+from __future__ import annotations
+
+import numpy as np
+
+from .model_sources import ModelSource
+
+
+def model_rdms(source: ModelSource, images, *, method: str = "correlation", pooling: str = "flatten",
+               batch_size: int = 32, device=None, progress: bool = True) -> np.ndarray:
+    """float64 (n_layers, n_pairs) upper-triangle RDMs of ``source``'s layers on ``images``.
+
+    Features are streamed one image batch at a time into one RDMAccumulator per layer, so
+    a layer's full (n_images, n_features) matrix is never held by this function.
+    images: ImageSet / NeuralDataset / (n, 3, H, W) tensor in [0, 1].
+    """
+    from ..features import iter_features
+    from ..rsa import RDMAccumulator
+
+    n = len(images.images if hasattr(images, "images") and hasattr(images, "responses") else images)
+    accs = {layer: RDMAccumulator(n, method) for layer in source.layers}
+    for idx, batch in iter_features(source.model, images, source.layers, batch_size=batch_size,
+                                    pooling=pooling, device=device, progress=progress):
+        for layer, feats in batch.items():
+            accs[layer].update(idx, feats.numpy())
+    return np.stack([accs[layer].result().vectors[0] for layer in source.layers])
+
+
+class ModelRDMCache:
+    """In-memory memo: (model id, image fingerprint) -> model RDMs, so shared images run once."""
+
+    def __init__(self, **kw):
+        self.kw = kw
+        self._memo: dict = {}
+
+    def get(self, source: ModelSource, images, fingerprint: str, *, progress: bool = True) -> np.ndarray:
+        key = (id(source.model), tuple(source.layers), fingerprint)
+        if key not in self._memo:
+            self._memo[key] = model_rdms(source, images, progress=progress, **self.kw)
+        return self._memo[key]
