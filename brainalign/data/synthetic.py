@@ -671,3 +671,16 @@ def _save_images(images: torch.Tensor, paths: list[Path], overwrite: bool) -> No
         p.parent.mkdir(parents=True, exist_ok=True)
         kw = {"quality": 95} if p.suffix.lower() in (".jpg", ".jpeg") else {}
         Image.fromarray(a).save(p, **kw)
+
+
+_BRAINS: dict = {}
+
+
+def cached_brain(seed: int = 0, **overrides) -> SyntheticBrain:
+    """A shared SyntheticBrain per (seed, overrides): repeated loads reuse images and trials."""
+    key = (int(seed), tuple(sorted((k, v if not isinstance(v, list) else tuple(v)) for k, v in overrides.items())))
+    if key not in _BRAINS:
+        if len(_BRAINS) >= 8:  # bounded: each brain holds its images and trials in memory
+            _BRAINS.pop(next(iter(_BRAINS)))
+        _BRAINS[key] = SyntheticBrain(seed=int(seed), **overrides)
+    return _BRAINS[key]
