@@ -46,6 +46,20 @@ class DistContext:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t.cpu()
 
+    def average_buffers(self, module: torch.nn.Module) -> None:
+        """Average floating-point buffers (BatchNorm running statistics) over ranks.
+
+        DDP broadcasts rank 0's buffers before each forward, so after the last step of an
+        epoch every rank holds its own statistics; averaging makes all ranks (and the saved
+        checkpoint) identical and uses every rank's data.
+        """
+        if not self.enabled:
+            return
+        for buf in module.buffers():
+            if buf.is_floating_point():
+                dist.all_reduce(buf.data, op=dist.ReduceOp.SUM)
+                buf.data /= self.world_size
+
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()

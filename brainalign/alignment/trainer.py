@@ -220,6 +220,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(task=f"{vals[0]:.3f}", mse=f"{vals[1]:.3f}", cont=f"{vals[2]:.3f}")
         sums = ctx.all_reduce_sum(sums)
+        ctx.average_buffers(student)
         row = {"epoch": epoch + 1, "task": float(sums[0] / sums[4]), "mse": float(sums[1] / sums[4]),
                "contrastive": float(sums[2] / sums[4]) if s.contrastive else None,
                "total": float(sums[3] / sums[4]), "val_spearman": None, "val_task_agreement": None}
