@@ -1,0 +1,168 @@
+"""Shen 2019 fMRI loader on small BData files written here with bdpy itself."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+bdpy = pytest.importorskip("bdpy")
+
+from brainalign.cli import main  # noqa: E402
+from brainalign.data.shen_fmri import load_shen_fmri, shen_summary  # noqa: E402
+from brainalign.errors import DataError  # noqa: E402
+
+# ImageNet-style ids as stored in Kamitani-lab 'Label' columns: wnid.image_number
+LABELS = [1443537.022563, 1518878.005958, 1621127.019020]
+NAMES = ["n01443537_22563", "n01518878_5958", "n01621127_19020"]
+N_REP = 4
+VOX = {"ROI_V1": 5, "ROI_V2": 4, "ROI_V3": 3, "ROI_hV4": 3, "ROI_LOC": 6}
+
+
+def _write(path, rng, *, label_column="Label", vmap=False, nan=False, unequal=False):
+    """Trials in a shuffled order; returns (data, trial stimulus index)."""
+    stim = np.repeat(np.arange(len(LABELS)), N_REP)
+    if unequal:
+        stim = np.append(stim, 0)
+    stim = rng.permutation(stim)
+    n_vox = sum(VOX.values())
+    data = rng.normal(0, 1, (len(stim), n_vox)) + stim[:, None] * 0.5
+    if nan:
+        data[3, 1] = np.nan
+    bd = bdpy.BData()
+    bd.add(data, "VoxelData")
+    if label_column == "Label":
+        bd.add(np.asarray(LABELS)[stim][:, None], "Label")
+    else:
+        bd.add((stim + (1 if vmap else 0)).astype(float)[:, None], label_column)
+        if vmap:
+            bd.add_vmap(label_column, {float(i + 1): n for i, n in enumerate(NAMES)})
+    bd.add(np.arange(len(stim), dtype=float)[:, None], "Run")
+    off = 0
+    for roi, n in VOX.items():
+        mask = np.zeros(n_vox)
+        mask[off:off + n] = 1
+        off += n
+        bd.add_metadata(roi, mask, f"1 = {roi}", where="VoxelData")
+    bd.save(str(path))
+    return data, stim
+
+
+@pytest.fixture()
+def shen(tmp_path):
+    rng = np.random.default_rng(0)
+    f = tmp_path / "sub-02_perceptionNaturalImageTest_original_VC.h5"
+    data, stim = _write(f, rng)
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    for n in NAMES:
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(imgs / f"{n}.JPEG")
+    return f, data, stim, imgs
+
+
+def _cols(roi):
+    start = 0
+    for k, n in VOX.items():
+        if k == roi:
+            return slice(start, start + n)
+        start += n
+
+
+def test_averages_roi_selection_and_hv4_alias(shen):
+    f, data, stim, imgs = shen
+    out = load_shen_fmri(f, images=imgs, image_size=16)
+    assert list(out) == ["V1", "V2", "V3", "V4", "LOC"]
+    order = [stim[np.flatnonzero(stim == k)[0]] for k in np.unique(stim)]
+    first = sorted(range(len(LABELS)), key=lambda k: np.flatnonzero(stim == k)[0])  # order of first appearance
+    for roi, key in (("V1", "ROI_V1"), ("V4", "ROI_hV4"), ("LOC", "ROI_LOC")):
+        ds = out[roi]
+        x = data[:, _cols(key)]
+        expected = np.stack([x[stim == k].mean(0) for k in first])
+        assert ds.responses.shape == (3, VOX[key]) and ds.modality == "fmri"
+        np.testing.assert_allclose(ds.responses, expected, rtol=1e-5, atol=1e-6)
+        assert ds.roi == key[4:]
+    assert list(out["V1"].stimulus_ids) == [NAMES[k] for k in first]
+    assert list(out["V1"].concepts) == [NAMES[k].split("_")[0] for k in first]
+    assert out["V1"].subject == 2
+    assert out["V1"].images.load([0]).shape == (1, 3, 16, 16)
+    assert sorted(order) == [0, 1, 2]
+
+
+def test_repetitions_kept_in_file_order(shen):
+    f, data, stim, imgs = shen
+    ds = load_shen_fmri(f, rois=["ROI_V2"], images=imgs, average_repetitions=False)["ROI_V2"]
+    first = sorted(range(len(LABELS)), key=lambda k: np.flatnonzero(stim == k)[0])
+    x = data[:, _cols("ROI_V2")]
+    assert ds.repetitions.shape == (3, N_REP, VOX["ROI_V2"])
+    np.testing.assert_allclose(ds.repetitions[1], x[stim == first[1]], rtol=1e-6)
+    assert ds.trials().shape == (3, N_REP, VOX["ROI_V2"], 1)
+
+
+def test_mapping_vmap_and_index_columns(tmp_path, shen):
+    _, _, _, imgs = shen
+    rng = np.random.default_rng(1)
+    f = tmp_path / "vmap.h5"
+    data, stim = _write(f, rng, label_column="stimulus_name", vmap=True)
+    ds = load_shen_fmri(f, rois="V1", images=imgs)["V1"]
+    assert set(ds.stimulus_ids) == set(NAMES)
+    mapping = {n: imgs / f"{n}.JPEG" for n in NAMES}
+    assert load_shen_fmri(f, rois="V1", images=mapping)["V1"].responses.shape == (3, VOX["ROI_V1"])
+    f2 = tmp_path / "index.h5"
+    data, stim = _write(f2, rng, label_column="image_index")  # 0-based indices into the sorted folder
+    ds = load_shen_fmri(f2, rois="V3", images=imgs)["V3"]
+    first = sorted(range(3), key=lambda k: np.flatnonzero(stim == k)[0])
+    assert [p.stem for p in ds.images.paths] == [NAMES[k] for k in first]
+    np.testing.assert_allclose(ds.responses[0], data[stim == first[0]][:, _cols("ROI_V3")].mean(0), rtol=1e-5)
+
+
+def test_summary_and_cli(shen, capsys):
+    f, *_ = shen
+    s = shen_summary(f)
+    assert s["n_trials"] == 3 * N_REP and s["n_stimuli"] == 3 and s["repetitions"] == (N_REP, N_REP)
+    assert s["rois"]["ROI_hV4"] == 3 and s["label_column"] == "Label"
+    assert main(["data", "shen", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "ROI_V1 (5 voxels)" in out and "n01443537_22563" in out
+
+
+# --- bad input ---------------------------------------------------------------------------------
+def test_missing_roi_lists_rois(shen):
+    f, _, _, imgs = shen
+    with pytest.raises(DataError, match=r"ROI 'FFA' not found in .*sub-02.*ROI_V1, ROI_V2, ROI_V3, ROI_hV4, ROI_LOC"):
+        load_shen_fmri(f, rois=("V1", "FFA"), images=imgs)
+    with pytest.raises(DataError, match="empty ROI selection"):
+        load_shen_fmri(f, rois=(), images=imgs)
+
+
+def test_missing_file_images_and_foreign_file(tmp_path, shen):
+    f, _, _, imgs = shen
+    with pytest.raises(DataError, match="not found"):
+        load_shen_fmri(tmp_path / "nope.h5", images=imgs)
+    with pytest.raises(DataError, match="pass images="):
+        load_shen_fmri(f)
+    (imgs / f"{NAMES[1]}.JPEG").unlink()
+    with pytest.raises(DataError, match=f"no image in .* for 1 stimulus id.*{NAMES[1]}"):
+        load_shen_fmri(f, images=imgs)
+    with pytest.raises(DataError, match=f"mapping lacks 1 stimulus id.*{NAMES[2]}"):
+        load_shen_fmri(f, images={NAMES[0]: imgs / f"{NAMES[0]}.JPEG", NAMES[1]: imgs / "x.png"})
+    bogus = tmp_path / "bogus.h5"
+    bogus.write_bytes(b"not hdf5")
+    with pytest.raises(DataError, match="cannot read .*bogus.h5 as a BData"):
+        load_shen_fmri(bogus, images=imgs)
+
+
+def test_nan_unequal_repetitions_and_no_label(tmp_path, shen):
+    _, _, _, imgs = shen
+    rng = np.random.default_rng(2)
+    f = tmp_path / "nan.h5"
+    _write(f, rng, nan=True)
+    with pytest.raises(DataError, match=r"nan.h5: ROI 'ROI_V1' contains 1 NaN/Inf"):
+        load_shen_fmri(f, images=imgs)
+    f2 = tmp_path / "unequal.h5"
+    _write(f2, rng, unequal=True)
+    assert load_shen_fmri(f2, rois="V1", images=imgs)["V1"].responses.shape == (3, VOX["ROI_V1"])
+    with pytest.raises(DataError, match="between 4 and 5 trials.*average_repetitions=True"):
+        load_shen_fmri(f2, rois="V1", images=imgs, average_repetitions=False)
+    f3 = tmp_path / "nolabel.h5"
+    _write(f3, rng, label_column="Stim")
+    with pytest.raises(DataError, match="no stimulus column.*label_column"):
+        load_shen_fmri(f3, images=imgs)
