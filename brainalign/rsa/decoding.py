@@ -27,7 +27,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, DataError
-from ..seeding import numpy_rng
+from ._util import numpy_rng
 from .rdms import RDMs, triu_indices
 
 __all__ = ["decoding_rdm", "correlation_rdm_eeg", "pseudo_trials", "ledoit_wolf_shrinkage"]

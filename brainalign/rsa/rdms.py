@@ -104,8 +104,9 @@ def _as_descriptor_dict(desc: Mapping[str, Any] | None, n: int, what: str) -> di
         else:
             arr = np.asarray(val)
             if arr.ndim != 1 or arr.shape[0] != n:
-                raise DataError(f"{what} descriptor {key!r} has {arr.shape} values, expected one per "
-                                f"{'RDM' if what == 'rdm' else 'condition'} ({n})")
+                raise DataError(f"{what} descriptor {key!r} has {arr.shape[0] if arr.ndim else 1} "
+                                f"values: give one value per {'RDM' if what == 'rdm' else 'condition'}"
+                                f" ({n})")
         out[str(key)] = arr
     return out
 

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats as _sps
 
 from ..errors import ConfigError, DataError
-from ..seeding import numpy_rng
+from ._util import numpy_rng
 from .compare import _prepare, compare, correlate_rows
 from .rdms import as_vectors, triu_indices
 

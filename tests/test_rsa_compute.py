@@ -1,0 +1,122 @@
+"""Model/fMRI RDMs: agreement with rsatoolbox and scipy, streaming, bad input."""
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+
+from brainalign.errors import ConfigError, DataError
+from brainalign.rsa import RDMAccumulator, rdm
+
+
+@pytest.fixture
+def feats():
+    rng = np.random.default_rng(0)
+    # offsets and scales differ per image: correlation must remove both
+    return rng.normal(size=(25, 300)) * rng.uniform(0.5, 3, (25, 1)) + rng.normal(0, 10, (25, 1))
+
+
+def test_correlation_and_euclidean_equal_rsatoolbox(feats):
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    ds = rsatoolbox.data.Dataset(feats)
+    ref_corr = rsatoolbox.rdm.calc_rdm(ds, method="correlation").dissimilarities[0]
+    np.testing.assert_allclose(rdm(feats).vectors[0], ref_corr, atol=1e-6, rtol=0)
+    # rsatoolbox's 'euclidean' is the squared distance divided by the number of features
+    ref_euc = rsatoolbox.rdm.calc_rdm(ds, method="euclidean").dissimilarities[0]
+    ours = rdm(feats, "euclidean").vectors[0]
+    np.testing.assert_allclose(ours ** 2 / feats.shape[1], ref_euc, atol=1e-6, rtol=1e-9)
+    np.testing.assert_allclose(rdm(feats, "sqeuclidean").vectors[0] / feats.shape[1], ref_euc,
+                               atol=1e-6, rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["correlation", "cosine", "euclidean", "sqeuclidean"])
+def test_matches_scipy_pdist(feats, method):
+    ours = rdm(feats.astype(np.float32), method)
+    ref = pdist(feats.astype(np.float32).astype(np.float64), method)
+    np.testing.assert_allclose(ours.vectors[0], ref, rtol=1e-9, atol=1e-9)
+    assert ours.measure == method and ours.square().shape == (1, 25, 25)
+
+
+@pytest.mark.parametrize("method", ["correlation", "cosine", "euclidean"])
+@pytest.mark.parametrize("spill", [False, True])
+def test_accumulator_image_batches_equal_full(feats, method, spill):
+    acc = RDMAccumulator(25, method, max_memory_bytes=0 if spill else 2**30)
+    order = np.random.default_rng(1).permutation(25)
+    for idx in np.array_split(order, 4):  # out of order, uneven batches
+        acc.update(idx, feats[idx].reshape(len(idx), 3, 100))  # extra dims are flattened
+    if spill:
+        assert acc._spill_dir is not None
+    spill_dir = acc._spill_dir
+    out = acc.result()
+    np.testing.assert_allclose(out.vectors[0], pdist(feats, method), atol=1e-12, rtol=1e-9)
+    if spill:
+        import os
+        assert not os.path.exists(spill_dir)  # temporary rows removed
+
+
+def test_accumulator_float32_rows_stay_within_1e6(feats):
+    acc = RDMAccumulator(25)
+    for idx in np.array_split(np.arange(25), 3):
+        acc.update(idx, feats[idx].astype(np.float32))
+    assert acc._rows.dtype == np.float32
+    ref = pdist(feats.astype(np.float32).astype(np.float64), "correlation")
+    np.testing.assert_allclose(acc.result().vectors[0], ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["correlation", "cosine", "euclidean"])
+def test_accumulator_feature_chunks_equal_full(feats, method):
+    acc = RDMAccumulator(25, method)
+    for cols in np.array_split(np.arange(300), 7):
+        acc.update_features(feats[:, cols])
+    np.testing.assert_allclose(acc.result().vectors[0], pdist(feats, method), atol=1e-10, rtol=1e-9)
+
+
+def test_accumulator_takes_torch_tensors(feats):
+    torch = pytest.importorskip("torch")
+    acc = RDMAccumulator(25, descriptors={"layer": "IT"})
+    acc.update(torch.arange(25), torch.from_numpy(feats))
+    out = acc.result()
+    np.testing.assert_allclose(out.vectors[0], pdist(feats, "correlation"), atol=1e-12)
+    assert out.descriptors["layer"].tolist() == ["IT"]
+
+
+def test_bad_input_names_images(feats):
+    x = feats.copy()
+    x[3] = 7.0
+    x[11] = -1.0
+    with pytest.raises(DataError, match=r"image\(s\) 3, 11 have constant features"):
+        rdm(x)
+    with pytest.raises(DataError, match=r"image\(s\) 3, 11 have constant features"):
+        acc = RDMAccumulator(25)
+        for cols in np.array_split(np.arange(300), 3):
+            acc.update_features(x[:, cols])
+        acc.result()
+    assert np.isfinite(rdm(x, "euclidean").vectors).all()  # constant rows are fine there
+    x = feats.copy()
+    x[5, 17] = np.nan
+    with pytest.raises(DataError, match=r"NaN or inf for image\(s\) 5"):
+        rdm(x)
+    acc = RDMAccumulator(25)
+    with pytest.raises(DataError, match=r"NaN or inf for image\(s\) 5"):
+        acc.update(np.arange(10), x[:10])
+    z = feats.copy()
+    z[2] = 0
+    with pytest.raises(DataError, match=r"image\(s\) 2 have all-zero"):
+        rdm(z, "cosine")
+
+
+def test_accumulator_misuse(feats):
+    acc = RDMAccumulator(25)
+    acc.update(np.arange(5), feats[:5])
+    with pytest.raises(DataError, match="given twice"):
+        acc.update([4, 5], feats[4:6])
+    with pytest.raises(DataError, match="features missing for image"):
+        acc.result()
+    with pytest.raises(DataError, match="has 299 features"):
+        acc.update([6], feats[6:7, :299])
+    with pytest.raises(DataError, match=r"in \[0, 25\)"):
+        acc.update([25], feats[:1])
+    with pytest.raises(ConfigError, match="not both"):
+        acc.update_features(feats)
+    with pytest.raises(ConfigError, match="unknown RDM method"):
+        RDMAccumulator(25, "manhattan")
+    with pytest.raises(DataError, match="at least 2 images"):
+        rdm(feats[:1])
