@@ -37,6 +37,7 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -217,7 +218,10 @@ class SyntheticBrain:
 
     def images(self, split: str, size: int | None = None) -> ImageSet:
         """The stimuli of ``split`` as an in-memory ImageSet, float (n, 3, size, size) in [0, 1]."""
-        return ImageSet.from_array(self.image_tensor(split, size))
+        key = ("imageset", _check_split(split), int(size or self.config.image_size))
+        if key not in self._cache:  # shared by every dataset of this split (ImageSet validates once)
+            self._cache[key] = ImageSet.from_array(self.image_tensor(split, size))
+        return self._cache[key]
 
     def image_tensor(self, split: str, size: int | None = None) -> torch.Tensor:
         """float32 (n_images, 3, size, size) in [0, 1] (size defaults to config.image_size)."""
@@ -226,8 +230,9 @@ class SyntheticBrain:
         key = ("images", split, size)
         if key not in self._cache:
             concepts = self._split_concepts(split)
-            self._cache[key] = render_images([concepts[i] for i in self.labels(split)],
-                                             self.image_attributes(split), size)
+            with _few_threads():
+                self._cache[key] = render_images([concepts[i] for i in self.labels(split)],
+                                                 self.image_attributes(split), size)
         return self._cache[key]
 
     # --- the hidden network ----------------------------------------------------------
@@ -287,17 +292,24 @@ class SyntheticBrain:
         2x2 grids; every feature is z-scored with the training images' statistics (fixed
         at construction). The EEG and fMRI read exactly these features.
         """
-        if isinstance(images, str):
-            images = self.image_tensor(images, _INTERNAL_SIZE)
+        split = images if isinstance(images, str) else None
+        if split is not None and ("feats", split) in self._cache:
+            return self._cache[("feats", split)]
+        if split is not None:
+            images = self.image_tensor(split, _INTERNAL_SIZE)
         elif isinstance(images, ImageSet):
             images = images.load()
-        maps = self._stage_maps(images)
+        with _few_threads():
+            maps = self._stage_maps(images)
         feats = {s: F.adaptive_avg_pool2d(m, _GRIDS[s]).flatten(1).numpy().astype(np.float64)
                  for s, m in maps.items()}
         if not hasattr(self, "_feat_stats"):  # calibration call: fix the z-scoring constants
             self._feat_stats = {s: (f.mean(0), f.std(0) + 1e-6) for s, f in feats.items()}
-        return {s: ((f - self._feat_stats[s][0]) / self._feat_stats[s][1]).astype(np.float32)
-                for s, f in feats.items()}
+        out = {s: ((f - self._feat_stats[s][0]) / self._feat_stats[s][1]).astype(np.float32)
+               for s, f in feats.items()}
+        if split is not None:
+            self._cache[("feats", split)] = out
+        return out
 
     def _calibrate(self) -> None:
         """Fix normalisation constants, readout projections and the signal scale on the
@@ -389,7 +401,7 @@ class SyntheticBrain:
             z = lat[s] @ p["mix"][s]  # (n, L)
             peak = mu + p["shift"][s] + self._latent_jitter[s]  # (L,)
             kern = np.exp(-0.5 * ((t[None, :] - peak[:, None]) / cfg.stage_width) ** 2)  # (L, T)
-            out = out + np.einsum("nl,lc,lt->nct", z, p["patterns"][s], kern)
+            out = out + np.matmul((z[:, :, None] * p["patterns"][s][None]).transpose(0, 2, 1), kern)
         return out / math.sqrt(cfg.n_latent * len(STAGES))
 
     def eeg_trials(self, subject, split: str) -> np.ndarray:
@@ -406,7 +418,7 @@ class SyntheticBrain:
             rng = self._rng(5, subject, SPLITS.index(split))
             noise = rng.standard_normal((sig.shape[0], n_rep, sig.shape[1], sig.shape[2]))
             noise = gaussian_filter1d(noise, 1.0, axis=-1)  # EEG noise is temporally smooth...
-            noise = np.einsum("dc,nrct->nrdt", self._noise_mix, noise)  # ...and spatially correlated
+            noise = np.matmul(self._noise_mix, noise)  # ...and spatially correlated (C x C mixing)
             noise *= self._signal_std / cfg.snr / noise.std()
             t = cfg.times
             erp = self._erp[:, None] * (np.exp(-0.5 * ((t - 0.1) / 0.03) ** 2) - 0.6 * np.exp(-0.5 * ((t - 0.17) / 0.04) ** 2))
@@ -584,6 +596,17 @@ def _check_split(split: str) -> str:
     if split not in aliases:
         raise DataError(f"split must be 'training' or 'test', got {split!r}")
     return aliases[split]
+
+
+@contextlib.contextmanager
+def _few_threads(n: int = 1):
+    """The brain's convolutions are tiny: one thread avoids oversubscription stalls on busy CPUs."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(min(n, old))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _centre_rows(x: np.ndarray) -> np.ndarray:
