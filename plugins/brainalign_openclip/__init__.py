@@ -135,22 +135,42 @@ def build_visual(model_name: str, tag: str | None = None, pretrained: bool = Fal
             where = f"https://huggingface.co/{pcfg['hf_hub'].rstrip('/')}" if pcfg.get("hf_hub") else pcfg.get("url", "")
             ensure_online(f"open_clip {model_name!r} ({tag})", where, hf_cache_dir())
             source = tag
-    with _quiet():
-        try:
-            model = open_clip.create_model(model_name, pretrained=source, force_quick_gelu=quick_gelu)
-        except (OSError, RuntimeError) as exc:
-            if source is None or os.path.isfile(source):
-                raise
-            raise missing_weights_error(f"open_clip {model_name!r} ({tag})", str(pcfg.get("hf_hub") or pcfg.get("url")),
-                                        hf_cache_dir(), f"download failed: {type(exc).__name__}: {exc}") from exc
-    visual = model.visual
-    del model  # drop the text tower
+    visual = None
+    if source is None:  # no CLIP checkpoint to load: build the image tower alone (no text tower)
+        visual = _vision_tower_only(model_name, quick_gelu)
+    if visual is None:
+        with _quiet():
+            try:
+                model = open_clip.create_model(model_name, pretrained=source, force_quick_gelu=quick_gelu)
+            except (OSError, RuntimeError) as exc:
+                if source is None or os.path.isfile(source):
+                    raise
+                raise missing_weights_error(f"open_clip {model_name!r} ({tag})",
+                                            str(pcfg.get("hf_hub") or pcfg.get("url")), hf_cache_dir(),
+                                            f"download failed: {type(exc).__name__}: {exc}") from exc
+        visual = model.visual
+        del model  # drop the text tower
     if weights is not None:
         sd = load_state_dict_file(weights)
         if any(k.startswith("visual.") for k in sd):  # a full CLIP state dict: keep the image tower
             sd = {k[len("visual."):]: v for k, v in sd.items() if k.startswith("visual.")}
         load_state_dict_into(visual, sd, source=str(weights))
     return _with_embedding_module(visual)
+
+
+def _vision_tower_only(model_name: str, quick_gelu: bool) -> nn.Module | None:
+    """The image tower built as open_clip builds it inside CLIP, or None where that helper is missing."""
+    import open_clip
+
+    builder = getattr(getattr(open_clip, "model", None), "_build_vision_tower", None)
+    cfg = open_clip.get_model_config(model_name) or {}
+    if builder is None or "embed_dim" not in cfg or "vision_cfg" not in cfg:
+        return None
+    try:
+        with _quiet():
+            return builder(cfg["embed_dim"], cfg["vision_cfg"], quick_gelu=quick_gelu)
+    except Exception:  # an exotic config: fall back to building the whole model
+        return None
 
 
 def _evenly(names: list[str], k: int = 4) -> list[str]:
