@@ -116,7 +116,8 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
           contrastive: bool = True, unpaired: bool = False, head_hidden: int = 128,
           head_pooling: str | dict = "flatten", rank_temperature: float = DEFAULT_RANK_TEMPERATURE,
           device=None, amp: bool = False, out_dir: str | Path | None = None, resume: bool = False,
-          progress: bool = True, preprocessing: Callable | None = None) -> AlignResult:
+          progress: bool = True, preprocessing: Callable | None = None,
+          train_backbone: bool = True) -> AlignResult:
     """Align ``model`` with neural responses (ReAlnet, generalised to any backbone and modality).
 
     Loss per batch: ``L_task + beta * (MSE + L_cont)`` where L_task distils the starting model
@@ -152,6 +153,8 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
             config.json and aligned.pt; None -> nothing is written.
         resume: continue from out_dir/checkpoint.pt (bit-identical to an uninterrupted run).
         preprocessing: callable on (n, 3, H, W) [0, 1] images; default: the spec's, or none.
+        train_backbone: False freezes the backbone (eval mode) and trains the head only: the
+            "readout of the unaligned model" baseline (the task loss is then constant).
 
     Returns:
         :class:`AlignResult`.
@@ -184,7 +187,8 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
             beta=float(beta), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), optimizer=optimizer,
             seed=int(seed), val_fraction=float(val_fraction), task_loss=task_loss, contrastive=bool(contrastive),
             unpaired=bool(unpaired), head_hidden=int(head_hidden), head_pooling=head_pooling,
-            rank_temperature=float(rank_temperature), amp=bool(amp)), progress)
+            rank_temperature=float(rank_temperature), amp=bool(amp), train_backbone=bool(train_backbone)),
+            progress)
     finally:
         ctx.close()
 
@@ -286,7 +290,8 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
     ts = TrainSettings(beta=settings["beta"], epochs=settings["epochs"], batch_size=settings["batch_size"],
                        lr=settings["lr"], optimizer=settings["optimizer"], seed=seed,
                        contrastive=settings["contrastive"], rank_temperature=settings["rank_temperature"],
-                       task_kind=task_kind, amp=settings["amp"], progress=progress)
+                       task_kind=task_kind, amp=settings["amp"], progress=progress,
+                       train_backbone=settings["train_backbone"])
     outcome = train(student, head, layers, data, ts, preprocessing=preprocessing, ctx=ctx, out_dir=out_dir,
                     resume=resume, fingerprint=fp, backbone_name=backbone_name, config=config)
     config["best_epoch"] = outcome.best_epoch
@@ -335,7 +340,7 @@ def save_aligned(result: AlignResult | nn.Module, path: str | Path, *, head: nn.
 
 
 def load_aligned(path: str | Path, model: nn.Module | None = None, device=None) -> nn.Module:
-    """Load an aligned model saved by :meth:`AlignResult.save` / :func:`save_aligned`.
+    """Load an aligned model saved by :meth:`AlignResult.save` / :func:`save_aligned` (or a run folder).
 
     With ``model=None`` the backbone is rebuilt from the registry by the stored name
     (``pretrained=False``, then the saved weights); pass ``model`` (loaded into in place)
@@ -349,6 +354,13 @@ def load_aligned(path: str | Path, model: nn.Module | None = None, device=None) 
     from ..models.registry import load_backbone
 
     dev = resolve_device(device)
+    path = Path(path)
+    if path.is_dir():  # a run folder written by align(out_dir=...) or `brainalign align`
+        found = [path / n for n in ("aligned.pt", "aligned.safetensors") if (path / n).is_file()]
+        if not found:
+            raise CheckpointError(f"{path} holds no aligned.pt or aligned.safetensors: the run is not complete "
+                                  "(continue it with resume=True / --resume)")
+        path = found[0]
     model_sd, head_sd, config = load_aligned_file(path)
     if model is None:
         if not config.get("spec_name"):

@@ -61,6 +61,7 @@ class TrainSettings:
     task_kind: str
     amp: bool
     progress: bool
+    train_backbone: bool = True
 
 
 @dataclass
@@ -155,10 +156,13 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     """Train ``student`` and ``head`` in place; on return they hold the best epoch's weights."""
     device = ctx.device
     module = AlignModule(student, head, layers).to(device)
-    params = list(student.parameters()) + list(head.parameters())
+    grad_flags = [p.requires_grad for p in student.parameters()]
+    if not s.train_backbone:  # readout-only baseline: frozen backbone in eval mode, head trained
+        student.requires_grad_(False)
+    params = [p for p in list(student.parameters()) + list(head.parameters()) if p.requires_grad]
     opt = _make_optimizer(s.optimizer, params, s.lr)
     autocast, scaler = _amp_setup(s.amp, device)
-    ddp = distributed.wrap(module, ctx, find_unused_parameters=s.task_kind == "none")
+    ddp = distributed.wrap(module, ctx, find_unused_parameters=s.task_kind == "none" and s.train_backbone)
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
 
     outcome = TrainOutcome()
@@ -184,6 +188,8 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     for epoch in range(outcome.start_epoch, s.epochs):
         t0 = time.perf_counter()
         module.train()
+        if not s.train_backbone:
+            student.eval()
         batches = epoch_batches(len(data.train_images), s.batch_size, s.seed, epoch, ctx, min_batch)
         sums = torch.zeros(5, dtype=torch.float64)  # task, mse, cont, total, n_images
         bar = _progress(batches, s.progress and ctx.is_main, f"epoch {epoch + 1}/{s.epochs}")
@@ -250,6 +256,8 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     if best["model"] is not None:
         student.load_state_dict(best["model"])
         head.load_state_dict(best["head"])
+    for p, flag in zip(student.parameters(), grad_flags):
+        p.requires_grad_(flag)
     outcome.best_epoch = best["epoch"]
     return outcome
 
