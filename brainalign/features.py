@@ -132,9 +132,9 @@ def iter_features(model: nn.Module, images, layers=None, *, batch_size: int = 32
 
     Yields:
         indices (b,) int64 into ``images``, and the pooled features of each layer.
-    """
-    from tqdm.auto import tqdm
 
+    Arguments, layers and images are checked when this is called, before the first batch.
+    """
     from .models.registry import spec_of
 
     check_pooling(pooling)
@@ -154,6 +154,14 @@ def iter_features(model: nn.Module, images, layers=None, *, batch_size: int = 32
     else:
         dev = resolve_device(device)
         model.to(dev)
+    # validated above, eagerly; the batches come from a generator
+    return _batches(model, imgs, tap, batch_size, pooling, preprocessing, dev, progress, dtype)
+
+
+def _batches(model, imgs, tap, batch_size, pooling, preprocessing, dev, progress, dtype):
+    from tqdm.auto import tqdm
+
+    n = len(imgs)
     in_dtype = _model_dtype(model)
     was_training = model.training
     model.eval()
@@ -185,6 +193,9 @@ def extract_features(model: nn.Module, images, layers=None, *, batch_size: int =
     out: dict[str, np.ndarray] = {}
     images = _as_images(images)
     n = len(images)
+    if dtype not in (torch.float16, torch.float32, torch.float64):
+        raise ConfigError(f"extract_features returns NumPy arrays: dtype must be torch.float16, float32 or "
+                          f"float64, got {dtype}")
     np_dtype = torch.empty((), dtype=dtype).numpy().dtype
     for idx, batch in iter_features(model, images, layers, batch_size=batch_size, pooling=pooling,
                                     preprocessing=preprocessing, device=device, progress=progress, dtype=dtype):

@@ -14,6 +14,10 @@ import socket
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# OpenMP threads that spin while waiting make torch 10-50x slower when the CPUs are shared
+# (parallel test runs, CI); passive waiting costs nothing on an idle machine. Must be set
+# before torch is imported, hence here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "", None}
 

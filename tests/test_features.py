@@ -127,3 +127,7 @@ def test_bad_inputs(tiny, images):
         extract_features(tiny, images, batch_size=0, progress=False)
     with pytest.raises(ConfigError, match="pooling"):
         extract_features(tiny, images, pooling="median", progress=False)
+    with pytest.raises(ConfigError, match="dtype"):
+        extract_features(tiny, images, dtype=torch.bfloat16, progress=False)
+    with pytest.raises(LayerError):  # checked on the call, not on the first batch
+        iter_features(tiny, images, ["V5"])

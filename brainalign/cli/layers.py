@@ -40,6 +40,7 @@ def run(args) -> int:
         raise BackboneError(f"{spec.name} cannot run a {size}x{size} image ({exc}); try --size "
                             f"{spec.preprocessing.size}") from exc
     defaults = dict(zip(spec.layers, spec.labels()))
+    modules = dict(model.named_modules())
     rows = []
     for name, (shape, calls) in shapes.items():
         depth = name.count(".") + 1
@@ -47,7 +48,8 @@ def run(args) -> int:
             continue
         shown = "-" if shape is None else str(tuple(shape[1:])) if len(shape) > 1 else str(tuple(shape))
         if calls == 0:
-            shown = "(not called)"
+            containers = (torch.nn.ModuleList, torch.nn.ModuleDict, torch.nn.ParameterList)
+            shown = "(container)" if isinstance(modules[name], containers) else "(not called)"
         elif calls > 1:
             shown += f"  x{calls} calls (last shown)"
         mark = ""
