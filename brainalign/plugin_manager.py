@@ -53,7 +53,13 @@ def _load_entrypoints(pm: pluggy.PluginManager, group: str) -> None:
 
 
 def _names(items) -> list[str]:
-    return [str(getattr(item, "name", item)) for item in (items or [])]
+    """Display names; datasets also show their kind (one name may exist as 'eeg' and 'fmri')."""
+    out = []
+    for item in items or []:
+        name = str(getattr(item, "name", item))
+        kind = getattr(item, "kind", None)
+        out.append(f"{name} ({kind})" if isinstance(kind, str) else name)
+    return out
 
 
 def list_plugins(refresh: bool = False) -> list[dict]:
@@ -65,20 +71,21 @@ def list_plugins(refresh: bool = False) -> list[dict]:
         if plugin is None:  # blocked
             continue
         entry = {"name": name, "module": getattr(plugin, "__name__", type(plugin).__name__),
-                 "distribution": _DISTRIBUTIONS.get(name, ""), "backbones": [], "aliases": [], "prefixes": [], "datasets": []}
+                 "distribution": _DISTRIBUTIONS.get(name, ""), "backbones": [], "aliases": [],
+                 "prefixes": [], "datasets": []}
         for hook_name, key in (("brainalign_backbones", "backbones"), ("brainalign_datasets", "datasets")):
-            impl = getattr(plugin, hook_name, None)
-            if impl is None:
-                continue
-            try:
-                items = impl() or []
-            except Exception as exc:
-                warnings.warn(f"brainalign plugin {name!r}: {hook_name}() failed: {type(exc).__name__}: {exc}",
-                              stacklevel=2)
-                continue
-            entry[key] = _names(items)
-            if key == "backbones":
-                entry["aliases"] = [a for item in items for a in getattr(item, "aliases", ())]
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                if impl.plugin_name != name:
+                    continue
+                try:
+                    items = impl.function() or []
+                except Exception as exc:
+                    warnings.warn(f"brainalign plugin {name!r}: {hook_name}() failed: {type(exc).__name__}: "
+                                  f"{exc}", stacklevel=2)
+                    continue
+                entry[key] += _names(items)
+                if key == "backbones":
+                    entry["aliases"] += [a for item in items for a in getattr(item, "aliases", ())]
         entry["prefixes"] = list(getattr(plugin, "BRAINALIGN_PREFIXES", ()))
         out.append(entry)
     return out

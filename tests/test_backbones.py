@@ -46,7 +46,8 @@ def test_aliases(alias, name):
 
 
 def test_unknown_backbone_suggests_close_names():
-    with pytest.raises(BackboneError, match=r"unknown backbone 'cornet_z'.*Did you mean: .*cornet.*brainalign backbones"):
+    with pytest.raises(BackboneError,
+                       match=r"unknown backbone 'cornet_z'.*Did you mean: .*cornet.*brainalign backbones"):
         get_backbone_spec("cornet_z")
     with pytest.raises(BackboneError, match=r"unknown timm model 'resnet1O1'.*Did you mean: resnet101"):
         get_backbone_spec("timm:resnet1O1")

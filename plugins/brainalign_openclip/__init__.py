@@ -132,7 +132,8 @@ def build_visual(model_name: str, tag: str | None = None, pretrained: bool = Fal
         if cached is not None:
             source = str(cached)  # a local file: open_clip loads it without the network
         else:
-            where = f"https://huggingface.co/{pcfg['hf_hub'].rstrip('/')}" if pcfg.get("hf_hub") else pcfg.get("url", "")
+            hub = pcfg.get("hf_hub", "").rstrip("/")
+            where = f"https://huggingface.co/{hub}" if hub else pcfg.get("url", "")
             ensure_online(f"open_clip {model_name!r} ({tag})", where, hf_cache_dir())
             source = tag
     visual = None
