@@ -346,7 +346,7 @@ class SyntheticBrain:
         self._noise_mix = mix / np.linalg.norm(mix, axis=1, keepdims=True)
         self._voxel_w = {roi: {s: rng.standard_normal((feats[s].shape[1], cfg.n_voxels)) / math.sqrt(feats[s].shape[1])
                                for s in _ROI_STAGES[roi]} for roi in ROIS}
-        self._voxel_base = {roi: rng.normal(0, 1.0, cfg.n_voxels) for roi in ROIS}
+        self._voxel_base = {roi: rng.normal(0, 0.3, cfg.n_voxels) for roi in ROIS}
         # Signal scale: std of the stimulus-driven signal over training images, channels, 0-200 ms.
         sig = self._eeg_signal("training", subject=None)
         win = (cfg.times >= -1e-9) & (cfg.times < 0.2)
@@ -467,7 +467,7 @@ class SyntheticBrain:
             n_rep = cfg.n_fmri_repetitions_train if split == "training" else cfg.n_fmri_repetitions_test
             out = {}
             for r, roi in enumerate(ROIS):
-                sig = sum(wt * feats[s].astype(np.float64) @ p["voxel_w"][roi][s]
+                sig = sum(wt * _centre_rows(feats[s].astype(np.float64)) @ p["voxel_w"][roi][s]
                           for s, wt in _ROI_STAGES[roi].items())
                 sig = sig / (sig.std(0).mean() + 1e-9)
                 rng = self._rng(6, subject, SPLITS.index(split), r)
