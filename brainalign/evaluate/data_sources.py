@@ -33,8 +33,15 @@ def is_synthetic(source) -> bool:
     return source is None or (isinstance(source, str) and (source == "synthetic" or source.startswith("synthetic:")))
 
 
+_BRAINS: dict = {}
+
+
 def synthetic_brain(source: str | None = None, **overrides):
-    """The SyntheticBrain of 'synthetic' / 'synthetic:SEED' (default config otherwise)."""
+    """The SyntheticBrain of 'synthetic' / 'synthetic:SEED' (default config otherwise).
+
+    Brains are deterministic in their config, so one instance per config is kept per
+    process (building one takes seconds).
+    """
     from ..data.synthetic import SyntheticBrain
 
     seed = 0
@@ -43,7 +50,11 @@ def synthetic_brain(source: str | None = None, **overrides):
             seed = int(source.split(":", 1)[1])
         except ValueError as exc:
             raise DataError(f"synthetic source must be 'synthetic' or 'synthetic:SEED' (an integer), got {source!r}") from exc
-    return SyntheticBrain(seed=seed, **overrides)
+    key = (seed, tuple(sorted(overrides.items())))
+    if key not in _BRAINS:
+        _BRAINS.clear()  # keep at most one: a brain caches its images and trials
+        _BRAINS[key] = SyntheticBrain(seed=seed, **overrides)
+    return _BRAINS[key]
 
 
 def default_subjects(source: str | None, brain=None) -> list[int]:

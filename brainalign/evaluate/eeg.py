@@ -138,6 +138,9 @@ def cluster_test(diff: np.ndarray, *, n_permutations: int, threshold: float | No
     """(mask (n_times,), clusters) of a cluster sign-flip test on diff (n_subjects, n_times)."""
     from ..rsa import stats
 
+    diff = np.asarray(diff, dtype=float)
+    if np.allclose(diff, 0.0):  # identical models: no effect, and t would be 0/0
+        return np.zeros(diff.shape[1], dtype=bool), []
     kw = {"n_permutations": n_permutations, "seed": seed}
     if threshold is not None:
         kw["threshold"] = threshold

@@ -3,6 +3,8 @@
 A MODEL is one of:
   * a registered backbone name or alias: ``cornet``, ``resnet101``, ``clip`` ...
   * a dynamic backbone: ``timm:<name>`` or ``open_clip:<name>``;
+  * a backbone with a weights file: ``NAME@PATH`` (e.g. ``cornet_tiny@demo/models/unaligned.pt``;
+    classifier layers are resized to the saved weights, e.g. a demo model with 24 classes);
   * a saved aligned model: a file written by ``brainalign align`` / ``AlignResult.save``,
     or a folder holding exactly one such file (``aligned.pt`` / ``aligned.safetensors``);
   * a personalised set: a path containing ``{subject}`` (Python format syntax, e.g.
@@ -117,7 +119,11 @@ def resolve_model(text: str, *, pretrained: bool = True, weights: str | Path | N
     if "{subject" in text:
         raise ConfigError(f"MODEL {text!r} contains a {{subject}} placeholder: it needs subjects "
                           "(use resolve_model_group or pass --subjects)")
-    if looks_like_path(text) and not _is_dynamic(text):
+    if "@" in text and not os.path.exists(text):
+        name, wpath = text.split("@", 1)
+        model = _backbone_with_weights(name, wpath, device)
+        spec, config, path, origin, lab = spec_of(model), {}, Path(wpath), "backbone", label or Path(wpath).stem
+    elif looks_like_path(text) and not _is_dynamic(text):
         path = find_aligned_file(text)
         model, config = _load_aligned(path, device)
         spec = spec_of(model)
@@ -160,14 +166,36 @@ def _is_dynamic(text: str) -> bool:
     return bool(re.match(r"^[A-Za-z_]+:(?![\\/])", text)) and not os.path.exists(text)
 
 
+def _backbone_with_weights(name: str, wpath: str, device) -> nn.Module:
+    """``NAME@PATH``: build NAME without pretrained weights, then load the state dict at PATH."""
+    from ..alignment.api import resize_linears_to
+    from ..device import resolve_device
+    from ..models.registry import load_backbone
+    from ..models.weights import load_state_dict_file
+
+    p = Path(wpath).expanduser()
+    if not p.is_file():
+        raise CheckpointError(f"weights file not found in MODEL {name}@{wpath}: check the path")
+    model = load_backbone(name, pretrained=False, device="cpu")
+    sd = load_state_dict_file(p)
+    resize_linears_to(model, sd)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{p} does not hold {name} weights ({str(exc).splitlines()[0]}); give the "
+                              "matching backbone name before the @") from exc
+    return model.to(resolve_device(device)).eval()
+
+
 def _load_aligned(path: Path, device) -> tuple[nn.Module, dict]:
     """load_aligned with a uniform error for files that are not aligned models."""
     from ..alignment import load_aligned
 
     try:
         loaded = load_aligned(path)
-    except CheckpointError:
-        raise
+    except CheckpointError as exc:
+        raise CheckpointError(f"cannot use {path} as a MODEL: {exc} (expected an aligned-model file written by "
+                              "'brainalign align' / AlignResult.save, or a backbone name)") from exc
     except Exception as exc:  # not a checkpoint at all (text, image, foreign pickle ...)
         raise CheckpointError(f"{path} is not a brainalign aligned-model file ({type(exc).__name__}: {exc}); "
                               "give a file written by 'brainalign align' / AlignResult.save, or a backbone "

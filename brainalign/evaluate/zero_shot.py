@@ -103,7 +103,7 @@ def zero_shot_head(spec, *, pretrained: bool = True, templates: str = "simple",
     with torch.inference_mode():
         weights = open_clip.build_zero_shot_classifier(clip, tokenizer, names, tmpl, num_classes_per_batch=10,
                                                        device=dev, use_tqdm=progress)
-    scale = float(clip.logit_scale.exp()) if hasattr(clip, "logit_scale") else 100.0
+    scale = float(clip.logit_scale.detach().exp()) if hasattr(clip, "logit_scale") else 100.0
     head = ZeroShotHead(weights.detach().cpu(), scale)
     if cache is not None:
         from .outputs import atomic_write_bytes

@@ -1,0 +1,40 @@
+"""``brainalign demo [--out DIR] [--quick]``: align a small model to the synthetic brain, end to end."""
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="end-to-end demo on the built-in synthetic brain: align, control, compare, report (~2-3 min CPU)",
+        description="Builds the synthetic brain, trains cornet_tiny briefly to classify the synthetic training "
+                    "concepts (stand-in for ImageNet pretraining), aligns it to two subjects' EEG, trains the unpaired "
+                    "control, compares aligned vs unaligned vs control on held-out concepts (EEG and fMRI), and "
+                    "writes a report with figures plus the saved models. With real weights use --backbone cornet "
+                    "--pretrained (or --weights PATH); the classifier step is then skipped.")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: brainalign-results/demo-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out, replacing files of the same name")
+    p.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (~30 s; for smoke tests)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic brain and all training (default 0)")
+    p.add_argument("--epochs", type=int, default=None, help="alignment epochs (default 5; --quick 2)")
+    p.add_argument("--backbone", default="cornet_tiny", help="starting backbone (default cornet_tiny)")
+    p.add_argument("--pretrained", action="store_true", help="use the backbone's pretrained weights (skip the "
+                                                             "classifier stand-in); needs them cached or online")
+    p.add_argument("--weights", metavar="PATH", help="local weights for --backbone (skips the classifier stand-in)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache for EEG decoding RDMs")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..evaluate.demo import DemoSettings, run_demo
+
+    kw = dict(seed=args.seed, backbone=args.backbone, pretrained=args.pretrained, weights=args.weights)
+    if args.epochs is not None:
+        kw["align_epochs"] = args.epochs
+    settings = DemoSettings.quick(**kw) if args.quick else DemoSettings(**kw)
+    outcome = run_demo(args.out, overwrite=args.overwrite, settings=settings, device=args.device,
+                       progress=args.progress, cache_dir=args.cache_dir)
+    print()
+    for line in outcome.summary:
+        print(line)
+    return 0
