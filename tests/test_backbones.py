@@ -206,3 +206,24 @@ def test_cli_layers_errors(capsys):
     assert main(["layers", "cornett"]) == 2
     assert "Did you mean: cornet" in capsys.readouterr().err
     assert main(["layers", "cornet_tiny", "--size", "2"]) == 2
+
+
+def test_timm_pretrained_comes_from_the_hf_cache_without_network(tmp_path, monkeypatch):
+    """A weights file already in the Hugging Face cache is used as is (what an offline machine has)."""
+    from safetensors.torch import save_file
+
+    import timm
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    torch.manual_seed(5)
+    reference = timm.create_model("test_resnet", pretrained=False)
+    repo = tmp_path / "hf" / "hub" / "models--timm--test_resnet.r160_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    snapshot = repo / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(snapshot / "model.safetensors"))
+    model = brainalign.load_backbone("timm:test_resnet", pretrained=True, device="cpu")
+    assert spec_of(model).preprocessing.size == 160
+    for (k, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(a, b), k
