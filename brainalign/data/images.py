@@ -49,7 +49,10 @@ class ImageSet:
 
     def load(self, indices: Sequence[int] | np.ndarray | slice | None = None) -> torch.Tensor:
         """Images ``indices`` as float32 (k, 3, H, W) in [0, 1]."""
-        idx = np.arange(len(self))[indices] if not isinstance(indices, (list, np.ndarray)) else np.asarray(indices)
+        if indices is None:  # all images (np.arange(n)[None] would add an axis)
+            idx = np.arange(len(self))
+        else:
+            idx = np.arange(len(self))[indices] if not isinstance(indices, (list, np.ndarray)) else np.asarray(indices)
         if self.tensor is not None:
             return self.tensor[torch.as_tensor(idx, dtype=torch.long)]
         return torch.stack([_read_image(self.paths[int(i)], self.size) for i in np.atleast_1d(idx)])

@@ -1,0 +1,169 @@
+"""The synthetic brain: reproducible, hierarchical in time, with individual variability."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+from scipy.stats import spearmanr
+
+from brainalign.data.synthetic import ROIS, STAGES, SyntheticBrain, SyntheticConfig
+from brainalign.errors import ConfigError, DataError, OutputExistsError
+
+
+@pytest.fixture(scope="module")
+def brain():
+    return SyntheticBrain(seed=0)
+
+
+def _rdm(x):
+    return pdist(np.asarray(x, dtype=np.float64), "correlation")
+
+
+def _rsa(a, b):
+    return spearmanr(a, b)[0]
+
+
+def test_shapes_defaults_and_disjoint_concepts(brain):
+    cfg = brain.config
+    tr = brain.eeg(1, "training")
+    te = brain.eeg(1, "test", average_repetitions=False)
+    n_tr = cfg.n_train_concepts * cfg.train_images_per_concept
+    n_te = cfg.n_test_concepts * cfg.test_images_per_concept
+    assert tr.responses.shape == (n_tr, 17, 20) and tr.repetitions is None
+    assert te.repetitions.shape == (n_te, cfg.n_repetitions_test, 17, 20)
+    assert 30 <= n_te <= 48
+    assert te.channel_names[:3] == ["O1", "Oz", "O2"] and len(te.channel_names) == 17
+    np.testing.assert_allclose(te.times, np.arange(20) / 100, atol=1e-9)
+    assert not set(brain.concept_names("training")) & set(brain.concept_names("test"))
+    assert len(set(tr.concepts)) == cfg.n_train_concepts
+    img = brain.images("test").load([0, 1])
+    assert img.shape == (2, 3, 64, 64) and 0 <= float(img.min()) and float(img.max()) <= 1
+    assert brain.images("test", size=96).load([0]).shape == (1, 3, 96, 96)
+    rois = brain.fmri(2, "test", average_repetitions=False)
+    assert list(rois) == list(ROIS)
+    assert rois["V1"].responses.shape == (n_te, cfg.n_voxels)
+    assert rois["V1"].repetitions.shape == (n_te, cfg.n_fmri_repetitions_test, cfg.n_voxels)
+
+
+def test_reproducible_from_seed_and_seed_matters(brain):
+    other = SyntheticBrain(seed=0)
+    np.testing.assert_array_equal(other.eeg_trials(3, "test"), brain.eeg_trials(3, "test"))
+    np.testing.assert_array_equal(other.image_tensor("training").numpy(), brain.image_tensor("training").numpy())
+    np.testing.assert_array_equal(other.fmri(1)["LOC"].responses, brain.fmri(1)["LOC"].responses)
+    new = SyntheticBrain(seed=1)
+    assert not np.allclose(new.image_tensor("test").numpy(), brain.image_tensor("test").numpy())
+    assert new.concept_names("training") != brain.concept_names("training")
+
+
+def test_zscored_with_training_statistics(brain):
+    tr = brain.eeg(2, "training", average_repetitions=False)
+    np.testing.assert_allclose(tr.repetitions.mean(axis=(0, 1)), 0, atol=1e-4)
+    np.testing.assert_allclose(tr.repetitions.std(axis=(0, 1)), 1, atol=1e-3)
+    raw_tr = brain.eeg_trials(2, "training")[:, :, :, 20:40]
+    raw_te = brain.eeg_trials(2, "test")[:, :, :, 20:40]
+    expected = ((raw_te - raw_tr.mean(axis=(0, 1))) / raw_tr.std(axis=(0, 1))).mean(1)
+    np.testing.assert_allclose(brain.eeg(2, "test").responses, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_eeg_time_hierarchy_follows_hidden_stages(brain):
+    """Early time points match early stages, late time points late stages (ground truth)."""
+    stages = {s: _rdm(v) for s, v in brain.hidden_stages("test").items()}
+    curves = {s: [] for s in STAGES}
+    for subject in (1, 2):
+        ds = brain.eeg(subject, "test", time_window=(0.0, 0.25))
+        for s in STAGES:
+            curves[s].append([_rsa(stages[s], _rdm(ds.responses[:, :, t])) for t in range(ds.responses.shape[2])])
+    curves = {s: np.mean(c, 0) for s, c in curves.items()}
+    times = ds.times
+    peaks = [times[int(np.argmax(curves[s]))] for s in STAGES]
+    assert peaks[0] < peaks[1] <= peaks[2] <= peaks[3] and peaks[0] < peaks[3]
+    early, late = (times >= 0.03) & (times < 0.07), (times >= 0.14) & (times < 0.19)
+    assert curves["stage1"][early].mean() > curves["stage4"][early].mean() + 0.2
+    assert curves["stage4"][late].mean() > curves["stage1"][late].mean() + 0.2
+    # before the stimulus there is no image information
+    pre = brain.eeg(1, "test", time_window=(-0.2, 0.0))
+    assert abs(np.mean([_rsa(stages["stage2"], _rdm(pre.responses[:, :, t])) for t in range(20)])) < 0.1
+
+
+def test_fmri_rois_follow_the_hierarchy(brain):
+    stages = {s: _rdm(v) for s, v in brain.hidden_stages("test").items()}
+    rois = brain.fmri(1, "test")
+    best = {roi: max(STAGES, key=lambda s: _rsa(stages[s], _rdm(ds.responses))) for roi, ds in rois.items()}
+    assert best["V1"] == "stage1" and best["LOC"] == "stage4"
+
+
+def test_reliable_but_noisy_repetitions_and_snr(brain):
+    ds = brain.eeg(1, "test", average_repetitions=False)
+    reps = ds.repetitions
+    t = 12  # 120 ms
+    r_half = _rsa(_rdm(reps[:, 0::2, :, t].mean(1)), _rdm(reps[:, 1::2, :, t].mean(1)))
+    r_single = _rsa(_rdm(reps[:, 0, :, t]), _rdm(reps[:, 1, :, t]))
+    assert r_half > 0.6 and r_single < r_half
+    noisy = SyntheticBrain(seed=0, snr=0.1).eeg(1, "test", average_repetitions=False).repetitions
+    r_noisy = _rsa(_rdm(noisy[:, 0::2, :, t].mean(1)), _rdm(noisy[:, 1::2, :, t].mean(1)))
+    assert r_noisy < r_half - 0.3
+
+
+def test_brain_weighs_within_concept_attributes(brain):
+    """Images of one concept evoke different responses, driven by attributes the labels ignore."""
+    ds = brain.eeg(1, "training")
+    lab = brain.labels("training")
+    x = ds.responses[:, :, 8:18].reshape(len(lab), -1)  # 80-170 ms
+    d = _rdm(x)
+    i, j = np.triu_indices(len(lab), 1)
+    same = lab[i] == lab[j]
+    # within-concept dissimilarities are a sizeable fraction of between-concept ones
+    assert d[same].mean() > 0.4 * d[~same].mean()
+    # and they follow the texture/brightness attributes the brain weighs
+    a = brain.image_attributes("training")
+    attrs = np.stack([np.cos(2 * a["tex_orientation"]), np.sin(2 * a["tex_orientation"]), a["tex_frequency"],
+                      a["tex_contrast"], a["brightness"], a["bg_jitter"] * 5], 1)
+    attrs = (attrs - attrs.mean(0)) / attrs.std(0)
+    da = pdist(attrs)
+    assert _rsa(d[same], da[same]) > 0.15
+
+
+def test_subjects_share_the_brain_but_differ(brain):
+    s1, s2 = brain._eeg_signal("test", 1), brain._eeg_signal("test", 2)
+    r = np.corrcoef(s1.ravel(), s2.ravel())[0, 1]
+    assert 0.5 < r < 0.99
+    same = SyntheticBrain(seed=0, subject_variability=0.0)
+    np.testing.assert_allclose(same._eeg_signal("test", 1), same._eeg_signal("test", 2))
+
+
+def test_hidden_stages_from_images_of_any_size(brain):
+    small = brain.hidden_stages(brain.image_tensor("test", 64))
+    big = brain.hidden_stages(brain.images("test", size=128))
+    for s in STAGES:
+        assert small[s].shape[0] == 36
+        assert _rsa(_rdm(small[s]), _rdm(big[s])) > 0.9
+
+
+def test_config_and_subject_errors():
+    with pytest.raises(ConfigError, match="unknown SyntheticConfig field"):
+        SyntheticBrain(n_concept=3)
+    with pytest.raises(ConfigError, match="n_subjects must be a positive integer"):
+        SyntheticConfig(n_subjects=0)
+    with pytest.raises(ConfigError, match="snr"):
+        SyntheticConfig(snr=0)
+    b = SyntheticBrain(n_train_concepts=2, n_test_concepts=2, train_images_per_concept=2,
+                       test_images_per_concept=2, n_subjects=2)
+    with pytest.raises(DataError, match=r"subjects are 1..2"):
+        b.eeg(3, "test")
+    with pytest.raises(DataError, match="split must be"):
+        b.eeg(1, "validation")
+    with pytest.raises(DataError, match="outside the recording"):
+        b.eeg(1, "test", time_window=(0.0, 1.5))
+    with pytest.raises(DataError, match="unknown ROI"):
+        b.fmri(1, rois=["FFA"])
+
+
+def test_write_refuses_existing_files(tmp_path):
+    b = SyntheticBrain(n_train_concepts=2, n_test_concepts=2, train_images_per_concept=1,
+                       test_images_per_concept=2, n_subjects=1)
+    b.write_things_eeg2(tmp_path)
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        b.write_things_eeg2(tmp_path)
+    b.write_things_eeg2(tmp_path, overwrite=True)
+    meta = np.load(tmp_path / "image_set" / "image_metadata.npy", allow_pickle=True).item()
+    assert meta["test_img_concepts"][0].startswith("00001_") and len(meta["train_img_files"]) == 2
