@@ -186,8 +186,11 @@ def default_layers(model_name: str) -> tuple[str, ...]:
     """RN towers: the residual stages and attnpool; ViTs: 4 evenly spaced blocks + embedding."""
     import open_clip
 
-    with _quiet(), torch.device("meta"):  # only the module tree is needed
-        visual = open_clip.create_model(model_name, pretrained=None, device="meta").visual
+    try:
+        with _quiet(), torch.device("meta"):  # only the module tree is needed
+            visual = open_clip.create_model(model_name, pretrained=None, device="meta").visual
+    except Exception:  # a config whose __init__ computes with tensors: build the tower for real
+        visual = _vision_tower_only(model_name, False) or build_visual(model_name)
     children = dict(visual.named_children())
     if all(n in children for n in RN_LAYERS):
         return RN_LAYERS

@@ -97,7 +97,10 @@ def default_layers(model_name: str) -> tuple[str, ...]:
     import torch
     import timm
 
-    with torch.device("meta"):  # no memory, no init cost: only the module tree is needed
+    try:
+        with torch.device("meta"):  # no memory, no init cost: only the module tree is needed
+            model = timm.create_model(model_name, pretrained=False)
+    except Exception:  # a model whose __init__ computes with tensors: build it for real
         model = timm.create_model(model_name, pretrained=False)
     info = getattr(model, "feature_info", None) or []
     names = [f["module"] for f in info if isinstance(f, dict) and f.get("module")]
