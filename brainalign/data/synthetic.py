@@ -24,8 +24,24 @@ trained only to classify the concepts is measurably far from it, and aligning to
 EEG has something to learn that transfers to unseen (test) concepts. Training and test
 concepts are disjoint.
 
-Measured gap (``python examples/synthetic_gap.py``, default config, seed 0, 2 CPU cores):
-see that script's docstring for the numbers.
+Measured gap (``python examples/synthetic_gap.py``: default config, seed 0, cornet_tiny
+trained 30 epochs to classify the 24 training concepts, train accuracy 1.00, 0.88 on
+held-out images of those concepts). EEG RSA on the 12 held-out test concepts (Spearman
+between 1-Pearson RDMs, mean over 50-200 ms and 4 subjects; peak in brackets):
+
+    classifier V1 / V2 / V4 / IT     0.55 / 0.46 / 0.38 / 0.37   (0.74 / 0.66 / 0.58 / 0.56)
+    untrained  V1 / V2 / V4 / IT     0.43 / 0.37 / 0.25 / 0.22   (0.60 / 0.50 / 0.36 / 0.33)
+    concept labels only              0.24                         (0.30)
+    hidden stages 1 / 2 / 3 / 4      0.34 / 0.63 / 0.68 / 0.63   (0.84 / 0.89 / 0.90 / 0.90)
+    noise ceiling                    0.90  (split-half EEG RDM reliability, Spearman-Brown)
+
+So the classifier's best layer stays ~0.35 below the ceiling (its IT ~0.5 below), while
+the brain's own stages reach it: there is a real, transferable gap for alignment to close.
+
+Temporal hierarchy (test split, subject 1, RSA of the EEG RDM with each stage's RDM):
+stage 1 dominates at 40 ms (0.75 vs <= 0.25), stage 2 at 100 ms (0.86), stage 3 at 130 ms
+(0.86) and stage 4 at 160 ms (0.75 vs 0.19 for stage 1). fMRI ROIs V1, V2, V3, V4, LOC
+match stages 1, 2, 2, 3, 4 best.
 
 Example::
 
@@ -40,7 +56,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
