@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -123,11 +124,20 @@ def can_reach(url_or_host: str, timeout: float = 3.0) -> bool:
     port = parsed.port or (80 if parsed.scheme == "http" else 443)
     if not host:
         return False
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    result: list[bool] = []
+
+    def probe():
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # in a thread: the DNS lookup inside create_connection has no timeout of its own
+    thread = threading.Thread(target=probe, daemon=True, name="brainalign-can-reach")
+    thread.start()
+    thread.join(timeout + 1.0)
+    return bool(result and result[0])
 
 
 def torch_hub_checkpoint_dir() -> Path:
