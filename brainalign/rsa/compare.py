@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from scipy import stats as _sps
+from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, DataError
 from .rdms import RDMs, as_vectors
@@ -28,21 +29,50 @@ NAN_POLICIES = ("raise", "propagate", "omit")
 _KENDALL_VECTOR_MAX = 2500  # n_pairs up to which tau-a uses O(n^2) sign products
 
 
-def rank_rows(x: np.ndarray) -> np.ndarray:
-    """Average ranks along the last axis (ties get their mean rank, as scipy.stats.rankdata)."""
-    return _sps.rankdata(x, method="average", axis=-1).astype(np.float64)
+def rank_rows(x: np.ndarray, chunk_rows: int = 64) -> np.ndarray:
+    """Average ranks (1-based) along the last axis; ties get their mean rank, exactly as
+    ``scipy.stats.rankdata(method='average')``. NaN sorts last (rank it only if you mean to).
+
+    One argsort per row, processed in row chunks so memory stays ~ chunk_rows x n_pairs.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    flat = x.reshape(-1, x.shape[-1])
+    out = np.empty_like(flat)
+    p = flat.shape[1]
+    for s in range(0, flat.shape[0], chunk_rows):
+        block = flat[s:s + chunk_rows]
+        k = block.shape[0]
+        order = np.argsort(block, axis=1)  # tie order is irrelevant: ties share their mean rank
+        xs = np.take_along_axis(block, order, axis=1)
+        start = np.ones((k, p), bool)
+        start[:, 1:] = xs[:, 1:] != xs[:, :-1]       # a new run of equal values begins
+        gid = np.cumsum(start.ravel()) - 1            # run id over the whole block
+        first = np.flatnonzero(start.ravel()) % p     # position of each run's first element
+        size = np.bincount(gid)
+        avg = first + (size - 1) / 2.0 + 1.0          # mean of positions first..first+size-1, 1-based
+        ranks = np.empty((k, p))
+        np.put_along_axis(ranks, order, avg[gid].reshape(k, p), axis=1)
+        out[s:s + chunk_rows] = ranks
+    return out.reshape(x.shape)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """Centre and scale rows to unit norm; constant rows become NaN (undefined correlation)."""
-    c = x - x.mean(axis=-1, keepdims=True)
-    norm = np.linalg.norm(c, axis=-1, keepdims=True)
+    """Centre and scale rows to unit norm (in place when x is float64); constant rows become
+    NaN (correlation undefined)."""
+    c = np.asarray(x, dtype=np.float64)
+    c -= c.mean(axis=-1, keepdims=True)
+    norm = np.sqrt(np.einsum("...i,...i->...", c, c))[..., None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, c / np.where(norm > 0, norm, 1.0), np.nan)
+        c /= norm
+    c[(norm == 0)[..., 0]] = np.nan
+    return c
 
 
 def _prepare(x: np.ndarray, method: str) -> np.ndarray:
-    return _unit_rows(rank_rows(x) if method == "spearman" else x)
+    return _unit_rows(rank_rows(x) if method == "spearman" else np.array(x, dtype=np.float64))
+
+
+_ROW_CHUNK = 256  # rows prepared at a time on the larger side (bounds memory to ~chunk x n_pairs)
 
 
 def _kendall_a_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -80,9 +110,18 @@ def _tau_a_from_b(x, y, tx, ty, n0) -> float:
 
 
 def _kernel(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
+    """(n_a, n_b) correlations of finite rows a (n_a, P) and b (n_b, P)."""
     if method == "kendall_a":
         return _kendall_a_matrix(a, b)
-    return np.clip(_prepare(a, method) @ _prepare(b, method).T, -1.0, 1.0)
+    if a.shape[0] > b.shape[0]:
+        return _kernel(b, a, method).T
+    pa = _prepare(a, method)  # the smaller side, kept whole
+    out = np.empty((a.shape[0], b.shape[0]))
+    # a skinny product: multi-threaded BLAS gains little here and stalls on busy cores
+    with threadpool_limits(limits=1, user_api="blas"):
+        for s in range(0, b.shape[0], _ROW_CHUNK):
+            out[:, s:s + _ROW_CHUNK] = pa @ _prepare(b[s:s + _ROW_CHUNK], method).T
+    return np.clip(out, -1.0, 1.0)
 
 
 def _check_method(method: str, nan_policy: str) -> None:
@@ -121,7 +160,9 @@ def compare(a: Any, b: Any, method: str = "spearman", *, nan_policy: str = "rais
     ok_a, ok_b = np.flatnonzero(~bad_a), np.flatnonzero(~bad_b)
     if len(ok_a) and len(ok_b):
         with np.errstate(invalid="ignore"):
-            out[np.ix_(ok_a, ok_b)] = _kernel(va[ok_a], vb[ok_b], method)
+            # index only when some rows are bad: fancy indexing would copy a large stack
+            out[np.ix_(ok_a, ok_b)] = _kernel(va if not bad_a.any() else va[ok_a],
+                                              vb if not bad_b.any() else vb[ok_b], method)
     if nan_policy == "omit":
         for i in range(va.shape[0]):
             for j in range(vb.shape[0]):

@@ -38,6 +38,29 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+class _Matmul:
+    """float64 ``a @ b.T`` on the chosen device: torch when installed (its BLAS copes with busy
+    cores far better than multi-threaded OpenBLAS, and it can use a GPU), else NumPy."""
+
+    def __init__(self, device):
+        try:
+            import torch
+        except ImportError:  # numpy-only install
+            self.torch, self.device = None, None
+            return
+        from ..device import resolve_device
+
+        self.torch, self.device = torch, resolve_device(device)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        if self.torch is None:
+            return a @ (a if b is None else b).T
+        ta = self.torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).to(self.device)
+        tb = ta if b is None else self.torch.from_numpy(
+            np.ascontiguousarray(b, dtype=np.float64)).to(self.device)
+        return (ta @ tb.T).cpu().numpy()
+
+
 def _check_method(method: str) -> str:
     if method not in METHODS:
         raise ConfigError(f"unknown RDM method {method!r}: use one of {', '.join(METHODS)}")
@@ -69,7 +92,7 @@ def _gram_to_rdm(gram: np.ndarray, method: str, n_features: int) -> np.ndarray:
 
 
 def rdm(features: Any, method: str = "correlation", *, descriptors: Mapping[str, Any] | None = None,
-        condition_descriptors: Mapping[str, Any] | None = None) -> RDMs:
+        condition_descriptors: Mapping[str, Any] | None = None, device: Any = None) -> RDMs:
     """One RDM from features (n_images, n_features) (extra dims are flattened).
 
     method:
@@ -80,6 +103,8 @@ def rdm(features: Any, method: str = "correlation", *, descriptors: Mapping[str,
         rsatoolbox's ``calc_rdm(method='euclidean')`` is 'sqeuclidean' / n_features.
 
     Works in float64 on feature chunks, so float32 input is never copied whole to float64.
+    device: where the Gram products run (None/'auto': CUDA if available, see
+    brainalign.device.resolve_device); the result is the same float64 RDM.
     Raises DataError for NaN/inf (naming images) and, for 'correlation', constant images
     (zero variance) or, for 'cosine', all-zero images.
     Returns RDMs with one RDM of (n_images * (n_images - 1) / 2,) values.
@@ -92,7 +117,7 @@ def rdm(features: Any, method: str = "correlation", *, descriptors: Mapping[str,
     if x.shape[0] < 2:
         raise DataError(f"an RDM needs at least 2 images, got {x.shape[0]}")
     acc = RDMAccumulator(x.shape[0], method, descriptors=descriptors,
-                         condition_descriptors=condition_descriptors)
+                         condition_descriptors=condition_descriptors, device=device)
     acc._exact_shift = _row_shift(x, method)
     chunk = max(256, _CHUNK_BYTES // (8 * x.shape[0]))
     for start in range(0, x.shape[1], chunk):
@@ -118,6 +143,7 @@ class RDMAccumulator:
         max_memory_bytes: image-batch mode keeps normalised rows; above this size they go to
             a temporary file on disk (``tmp_dir``) instead of memory.
         descriptors / condition_descriptors: passed to the resulting :class:`RDMs`.
+        device: where the float64 Gram products run (None/'auto': CUDA if available).
 
     Example::
 
@@ -130,7 +156,7 @@ class RDMAccumulator:
     def __init__(self, n_images: int, method: str = "correlation", *,
                  max_memory_bytes: int = 512 * 2**20, tmp_dir: str | None = None,
                  descriptors: Mapping[str, Any] | None = None,
-                 condition_descriptors: Mapping[str, Any] | None = None):
+                 condition_descriptors: Mapping[str, Any] | None = None, device: Any = None):
         if int(n_images) < 2:
             raise ConfigError(f"n_images must be >= 2, got {n_images}")
         self.n_images = int(n_images)
@@ -140,6 +166,7 @@ class RDMAccumulator:
         self._descriptors = descriptors
         self._condition_descriptors = condition_descriptors
         self._gram = np.zeros((self.n_images, self.n_images))
+        self._matmul = _Matmul(device)
         self._mode: str | None = None
         self._n_features: int | None = None
         # image mode
@@ -181,15 +208,15 @@ class RDMAccumulator:
         self._rows[idx] = rows
         self._seen[idx] = True
         seen = np.flatnonzero(self._seen)
-        chunk = max(256, _CHUNK_BYTES // (8 * len(seen)))
-        block = np.zeros((len(idx), len(seen)))
+        # contiguous slabs of all rows (unseen ones are zeros, ignored) read far faster than
+        # row-wise fancy indexing, above all from the disk-backed array
+        chunk = max(256, _CHUNK_BYTES // (8 * self.n_images))
+        block = np.zeros((len(idx), self.n_images))
         for start in range(0, self._n_features, chunk):
-            sl = slice(start, start + chunk)
-            a = np.asarray(self._rows[idx, sl], dtype=np.float64)
-            b = np.asarray(self._rows[seen, sl], dtype=np.float64)
-            block += a @ b.T
-        self._gram[np.ix_(idx, seen)] = block
-        self._gram[np.ix_(seen, idx)] = block.T
+            slab = np.asarray(self._rows[:, start:start + chunk], dtype=np.float64)
+            block += self._matmul(slab[idx], slab)
+        self._gram[np.ix_(idx, seen)] = block[:, seen]
+        self._gram[np.ix_(seen, idx)] = block[:, seen].T
 
     def _alloc_rows(self, n_features: int, dtype) -> None:
         nbytes = self.n_images * n_features * np.dtype(dtype).itemsize
@@ -242,7 +269,7 @@ class RDMAccumulator:
             self._rowsum += c.sum(axis=1)
         elif self.method in ("euclidean", "sqeuclidean"):
             c = c - c.mean(axis=0)  # distances are invariant to per-feature translation
-        self._gram += c @ c.T
+        self._gram += self._matmul(c)
         self._features_seen += x.shape[1]
 
     # --- result ----------------------------------------------------------------------------

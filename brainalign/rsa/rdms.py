@@ -70,13 +70,13 @@ def as_vectors(x: Any, what: str = "RDM") -> tuple[np.ndarray, int]:
         return np.asarray(x.dissimilarities, dtype=np.float64), int(x.n_cond)
     if hasattr(x, "detach"):  # torch tensor
         x = x.detach().cpu().numpy()
-    arr = np.asarray(x, dtype=np.float64)
+    arr = np.asarray(x, dtype=np.float64)  # no copy: callers must not write into the result
     if arr.ndim == 1:
-        return arr[None, :].copy(), n_conditions_from_pairs(arr.shape[0])
+        return arr[None, :], n_conditions_from_pairs(arr.shape[0])
     if arr.ndim == 2:
         if arr.shape[0] == arr.shape[1] and arr.shape[0] > 1 and _looks_square(arr):
             return _square_to_vectors(arr[None], what), arr.shape[0]
-        return arr.copy(), n_conditions_from_pairs(arr.shape[1])
+        return arr, n_conditions_from_pairs(arr.shape[1])
     if arr.ndim == 3:
         return _square_to_vectors(arr, what), arr.shape[1]
     raise DataError(f"{what} has shape {arr.shape}: expected (n, n), (k, n, n), (n_pairs,) or "
@@ -127,6 +127,7 @@ class RDMs:
                  condition_descriptors: Mapping[str, Any] | None = None,
                  measure: str | None = None):
         vec, n = as_vectors(vectors)
+        vec = np.array(vec, dtype=np.float64)  # own copy: the caller's array may change later
         if n_conditions is not None and int(n_conditions) != n:
             raise DataError(f"RDM vectors describe {n} conditions but n_conditions={n_conditions}")
         self.vectors = vec
