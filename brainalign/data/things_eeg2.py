@@ -71,7 +71,10 @@ def load_things_eeg2(root, subject, split: str = "test", *, channels=DEFAULT_CHA
     trials = check_trials(select_trials(data, ch, ti), src)
     del data
     if zscore:
-        mean, std = _training_stats(sub_dir, tuple(ch_names[i] for i in ch), tuple(float(times[i]) for i in ti))
+        if split == "training":  # the statistics come from these very trials: no second read
+            mean, std = zscore_stats(trials)
+        else:
+            mean, std = _training_stats(sub_dir, tuple(ch_names[i] for i in ch), tuple(float(times[i]) for i in ti))
         trials = (trials - mean) / std
     files, concepts = _read_metadata(root, split)
     if len(files) != trials.shape[0]:
