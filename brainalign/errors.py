@@ -52,3 +52,7 @@ def suggest(name: str, choices, n: int = 3) -> str:
     if not close:  # substring matches help with long dotted module names
         close = [c for c in choices if str(name).lower() in c.lower()][:n]
     return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+class ResourceError(BrainAlignError, MemoryError):
+    """A run would need more memory than is available; the message gives the estimate and the fix."""

@@ -189,6 +189,10 @@ def extract_features(model: nn.Module, images, layers=None, *, batch_size: int =
 
     Same arguments as :func:`iter_features`; keys are module names (spec labels such as
     'V1' are resolved to their module names).
+
+    Raises ResourceError (after the first batch, before the output arrays are allocated) when
+    n_images x n_features x itemsize over all layers exceeds the memory budget (see
+    :mod:`brainalign.resources`).
     """
     out: dict[str, np.ndarray] = {}
     images = _as_images(images)
@@ -199,8 +203,23 @@ def extract_features(model: nn.Module, images, layers=None, *, batch_size: int =
     np_dtype = torch.empty((), dtype=dtype).numpy().dtype
     for idx, batch in iter_features(model, images, layers, batch_size=batch_size, pooling=pooling,
                                     preprocessing=preprocessing, device=device, progress=progress, dtype=dtype):
+        if not out:  # the first batch gives every layer's width: check before allocating
+            _check_output_memory(n, {k: t.shape[1] for k, t in batch.items()}, np_dtype.itemsize, pooling)
         for name, t in batch.items():
             if name not in out:
                 out[name] = np.empty((n, t.shape[1]), dtype=np_dtype)
             out[name][idx] = t.numpy()
     return out
+
+
+def _check_output_memory(n_images: int, widths: dict[str, int], itemsize: int, pooling: str) -> None:
+    """ResourceError when n_images x sum(widths) x itemsize bytes exceed the memory budget."""
+    from .resources import check_memory
+
+    widest = max(widths, key=widths.get)
+    pool_fix = "pooling='avg' or 'adaptive2'" if check_pooling(pooling) == "flatten" else "a smaller pooling"
+    check_memory(n_images * sum(widths.values()) * itemsize,
+                 what=f"the features of {len(widths)} layer(s) for {n_images} images "
+                      f"({sum(widths.values())} values per image; widest {widest!r}: {widths[widest]})",
+                 fix=f"use {pool_fix}, fewer layers, or stream batches with iter_features() "
+                     "(e.g. into rsa.RDMAccumulator) instead of holding every feature")
