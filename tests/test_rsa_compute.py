@@ -76,6 +76,9 @@ def test_accumulator_takes_torch_tensors(feats):
     out = acc.result()
     np.testing.assert_allclose(out.vectors[0], pdist(feats, "correlation"), atol=1e-12)
     assert out.descriptors["layer"].tolist() == ["IT"]
+    half = rdm(torch.from_numpy(feats).to(torch.bfloat16))  # no NumPy bfloat16: upcast
+    ref = pdist(torch.from_numpy(feats).to(torch.bfloat16).float().numpy().astype(np.float64), "correlation")
+    np.testing.assert_allclose(half.vectors[0], ref, atol=1e-9)
 
 
 def test_bad_input_names_images(feats):
@@ -120,3 +123,14 @@ def test_accumulator_misuse(feats):
         RDMAccumulator(25, "manhattan")
     with pytest.raises(DataError, match="at least 2 images"):
         rdm(feats[:1])
+
+
+def test_device_choice(feats):
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(rdm(feats, device="cpu").vectors, rdm(feats).vectors, atol=1e-12)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            rdm(feats, device="cuda")
+    else:  # same float64 result on the GPU
+        np.testing.assert_allclose(rdm(feats, device="cuda").vectors, rdm(feats, device="cpu").vectors,
+                                   atol=1e-10)

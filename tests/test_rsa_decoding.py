@@ -111,3 +111,20 @@ def test_correlation_rdm_eeg():
     avg[2, :, 1] = 4.0
     with pytest.raises(DataError, match="condition 2 has the same value on every channel at time index 1"):
         correlation_rdm_eeg(avg)
+
+
+def test_accepts_a_neural_dataset():
+    from brainalign.data.dataset import NeuralDataset
+
+    x, _ = synthetic_eeg(n_rep=8)
+    times = np.linspace(0, 0.03, 4)
+    ds = NeuralDataset(images=np.zeros((8, 3, 4, 4), np.float32), responses=x.mean(1), repetitions=x,
+                       modality="eeg", subject="sub-02", times=times)
+    r = decoding_rdm(ds, n_pseudo=2, n_folds=2, n_permutations=1)
+    np.testing.assert_allclose(r.descriptors["time"], times, rtol=1e-6)
+    assert set(r.descriptors["subject"]) == {"sub-02"} and len(r.condition_descriptors["concept"]) == 8
+    np.testing.assert_allclose(r.vectors, decoding_rdm(x.astype(np.float32), n_pseudo=2, n_folds=2,
+                                                       n_permutations=1).vectors)
+    ds.repetitions = None
+    with pytest.raises(DataError, match="only averaged responses"):
+        decoding_rdm(ds)

@@ -59,6 +59,8 @@ def test_descriptors_indexing_subset_and_stack():
         r.subset(layer="V1")
     with pytest.raises(DataError, match="no RDM matches"):
         r.subset(subject=3)
+    with pytest.raises(DataError, match="no RDM matches"):
+        r.subset(subject="sub-01")  # wrong type: no match, not a conversion crash
     sub = r.subset_conditions([4, 0, 2])
     assert sub.n_conditions == 3 and list(sub.condition_descriptors["image"]) == ["e", "a", "c"]
     assert sub.square()[0, 0, 1] == sq[0, 4, 0]

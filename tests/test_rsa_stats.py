@@ -168,3 +168,14 @@ def test_individual_variability():
     v = stats.individual_variability(r)
     assert v.shape == (4, 4) and np.allclose(np.diag(v), 0) and np.allclose(v, v.T)
     assert v[0, 2] == pytest.approx(1 - sps.spearmanr(r[0], r[2]).statistic)
+
+
+def test_noise_ceiling_accepts_rdms_with_subject_descriptor():
+    from brainalign.rsa import RDMs
+
+    x = np.random.default_rng(1).random((4, 3, 15))  # 4 subjects x 3 times, 6 conditions
+    r = RDMs(x.reshape(12, 15), descriptors={"subject": np.repeat([7, 3, 5, 1], 3),
+                                             "time": np.tile([0.0, 0.1, 0.2], 4)})
+    np.testing.assert_allclose(stats.noise_ceiling(r), stats.noise_ceiling(x))
+    with pytest.raises(DataError, match="'subject' descriptor"):
+        stats.noise_ceiling(RDMs(x[0]))

@@ -34,6 +34,8 @@ _CHUNK_BYTES = 64 * 2**20  # float64 working set per matmul operand
 def _to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):  # torch tensor, possibly on an accelerator
         x = x.detach()
+        if str(x.dtype) in ("torch.bfloat16", "torch.float16"):  # no NumPy bfloat16
+            x = x.float()
         return x.numpy() if x.device.type == "cpu" else x.to("cpu").numpy()
     return np.asarray(x)
 

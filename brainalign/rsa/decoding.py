@@ -162,7 +162,8 @@ def decoding_rdm(trials: Any, *, n_pseudo: int = 5, n_folds: int = 4, n_permutat
     """Time-resolved pairwise-decoding RDMs.
 
     Args:
-        trials: (n_conditions, n_repetitions, n_channels, n_times).
+        trials: (n_conditions, n_repetitions, n_channels, n_times), or a NeuralDataset with
+            repetitions (its times, subject and image concepts/ids become descriptors).
         n_pseudo: repetitions averaged into one pseudo-trial.
         n_folds: cross-validation folds over each condition's pseudo-trials (>= 2).
             Needs n_repetitions >= n_folds * n_pseudo.
@@ -182,6 +183,9 @@ def decoding_rdm(trials: Any, *, n_pseudo: int = 5, n_folds: int = 4, n_permutat
         RDMs with one RDM per time point (descriptor 'time'), values = accuracy in [0, 1]
         (0.5 = chance); ``.square()`` is (n_times, n_conditions, n_conditions).
     """
+    condition_descriptors = None
+    if hasattr(trials, "repetitions") and hasattr(trials, "responses"):  # a NeuralDataset
+        trials, times, descriptors, condition_descriptors = _from_dataset(trials, times, descriptors)
     x = _as_trials(trials)
     c, r, e, t = x.shape
     if engine not in ENGINES:
@@ -215,7 +219,24 @@ def decoding_rdm(trials: Any, *, n_pseudo: int = 5, n_folds: int = 4, n_permutat
     iu = triu_indices(c)
     desc = {"time": times_out}
     desc.update(descriptors or {})
-    return RDMs(acc[:, iu[0], iu[1]], c, descriptors=desc, measure="decoding_accuracy")
+    return RDMs(acc[:, iu[0], iu[1]], c, descriptors=desc, condition_descriptors=condition_descriptors,
+                measure="decoding_accuracy")
+
+
+def _from_dataset(ds, times, descriptors):
+    """A NeuralDataset -> its repetitions, times, subject and image descriptors."""
+    if ds.repetitions is None:
+        raise DataError("this dataset holds only averaged responses: decoding needs single "
+                        "repetitions (n_images, n_repetitions, n_channels, n_times); use "
+                        "correlation_rdm_eeg(dataset.responses) instead")
+    if times is None and getattr(ds, "times", None) is not None:
+        times = ds.times
+    desc = {} if getattr(ds, "subject", None) is None else {"subject": ds.subject}
+    desc.update(descriptors or {})
+    cond = {"concept": ds.concepts}
+    if getattr(ds, "stimulus_ids", None) is not None:
+        cond["stimulus"] = ds.stimulus_ids
+    return ds.repetitions, times, desc, cond
 
 
 def _decode(x, rng, p, n_pseudo, n_folds, n_permutations, window, window_mode, engine, shrinkage,

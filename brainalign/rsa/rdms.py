@@ -182,10 +182,8 @@ class RDMs:
         for key, want in selection.items():
             if key not in self.descriptors:
                 raise DataError(f"no RDM descriptor {key!r}; available: {sorted(self.descriptors)}")
-            values = self.descriptors[key]
             want_list = [want] if np.isscalar(want) or want is None else list(want)
-            mask &= np.isin(values, np.asarray(want_list, dtype=values.dtype)
-                            if values.dtype.kind != "O" else want_list)
+            mask &= np.array([v in want_list for v in self.descriptors[key].tolist()], bool)
         if not mask.any():
             raise DataError(f"no RDM matches {selection}; available values: "
                             + ", ".join(f"{k}={np.unique(self.descriptors[k])[:10].tolist()}"

@@ -15,7 +15,7 @@ from scipy import stats as _sps
 from ..errors import ConfigError, DataError
 from ._util import numpy_rng
 from .compare import _prepare, compare, correlate_rows
-from .rdms import as_vectors, triu_indices
+from .rdms import RDMs, as_vectors, triu_indices
 
 __all__ = ["mean_sem", "paired_ttest", "sign_flip_test", "cluster_permutation_test",
            "ClusterResult", "fdr", "bootstrap_ci", "BootstrapResult", "noise_ceiling",
@@ -296,15 +296,30 @@ def _subject_array(subject_rdms: Any) -> np.ndarray:
     return arr.reshape(arr.shape[0], -1, arr.shape[-1])
 
 
+def _by_subject(rdms: RDMs) -> np.ndarray:
+    """RDMs with a 'subject' descriptor -> (n_subjects, k, n_pairs), k RDMs per subject."""
+    if "subject" not in rdms.descriptors:
+        raise DataError("RDMs need a 'subject' descriptor here; or pass an array "
+                        "(n_subjects, ..., n_pairs)")
+    groups = [rdms.vectors[rdms.descriptors["subject"] == s] for s in rdms.unique("subject")]
+    if len({g.shape[0] for g in groups}) != 1:
+        raise DataError(f"subjects have different numbers of RDMs: {[g.shape[0] for g in groups]}")
+    return np.stack(groups)
+
+
 def noise_ceiling(subject_rdms: Any, method: str = "spearman") -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper noise-ceiling bounds across subjects (Nili et al. 2014).
 
     subject_rdms: (n_subjects, n_pairs), (n_subjects, n, n), or with extra dimensions between
-        subjects and the RDM, e.g. (n_subjects, n_times, n_pairs) or (n_subjects, n_rois, n, n).
+        subjects and the RDM, e.g. (n_subjects, n_times, n_pairs) or (n_subjects, n_rois, n, n);
+        or RDMs with a 'subject' descriptor (each subject's RDMs in their stored order, e.g.
+        one per time point).
     lower = mean over subjects of corr(subject, mean of the OTHER subjects) (leave-one-out);
     upper = mean over subjects of corr(subject, mean of ALL subjects).
     Returns (lower, upper), each a float or of the extra dimensions' shape (e.g. (n_times,)).
     """
+    if isinstance(subject_rdms, RDMs):
+        subject_rdms = _by_subject(subject_rdms)
     arr = np.asarray(subject_rdms, dtype=np.float64)
     extra = arr.shape[1:-2] if arr.ndim >= 3 and arr.shape[-1] == arr.shape[-2] else arr.shape[1:-1]
     x = _subject_array(arr)                                          # (S, K, P)
