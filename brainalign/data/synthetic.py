@@ -8,14 +8,17 @@ What it is
   frequency, texture contrast and brightness* vary from image to image. The concept labels
   say nothing about these within-concept attributes.
 * **Hidden brain**: a fixed, seeded network that is none of the backbones. Stage 1 is a
-  Gabor-energy + colour-opponent bank (orientation and frequency tuned, like V1); stages
-  2-4 are random ReLU convolutions with growing receptive fields, stage 4 globally pooled.
-  Each stage is read out through a random low-dimensional projection, a spatial pattern
-  over the 17 THINGS-EEG2 channels and a temporal kernel peaking at increasing latencies
-  (default 70, 100, 130, 160 ms): early stages drive early time points. Single trials add
+  quadrature Gabor-energy bank (4 orientations x 2 frequencies: texture, like V1);
+  colour-opponent and luminance channels join at stage 2; stages 2-4 are random ReLU
+  convolutions with growing receptive fields, stage 4 globally pooled
+  (:meth:`SyntheticBrain.hidden_stages` gives the ground-truth features). Each stage is
+  read out through its top principal axes (``n_latent``), a spatial pattern over the 17
+  THINGS-EEG2 channels and a temporal kernel peaking at increasing latencies (default 60,
+  95, 130, 165 ms, width 16 ms): early stages drive early time points. Single trials add
   spatially and temporally correlated noise (``snr`` = stimulus-signal std / single-trial
-  noise std). fMRI-like ROIs read the same hierarchy (V1 <- stage 1, V2 <- stages 1+2,
-  V3 <- stage 2, V4 <- stage 3, LOC <- stage 4) with voxel noise.
+  noise std) and a stimulus-independent evoked response. fMRI-like ROIs read the same
+  hierarchy (V1 <- stage 1, V2 <- stages 1+2, V3 <- stage 2, V4 <- stage 3, LOC <- stage 4)
+  through random voxel weights with voxel noise.
 * **Subjects** 1..n_subjects share the brain but have their own perturbation of the
   spatial patterns, latent mixing, latencies and voxel weights (``subject_variability``).
 
@@ -135,6 +138,9 @@ class SyntheticConfig:
         self.stage_latencies = tuple(float(x) for x in self.stage_latencies)
         if len(set(self.channel_names)) != len(self.channel_names) or not self.channel_names:
             raise ConfigError("channel_names must be non-empty and unique")
+        if self.n_latent >= len(self.channel_names):
+            raise ConfigError(f"n_latent ({self.n_latent}) must be smaller than the number of channels "
+                              f"({len(self.channel_names)}): each stage projects onto n_latent channel patterns")
 
     @property
     def times(self) -> np.ndarray:
@@ -442,11 +448,12 @@ class SyntheticBrain:
         return self._cache[key]
 
     def eeg(self, subject, split: str = "training", *, average_repetitions: bool = True,
-            channels=DEFAULT_CHANNELS, time_window=DEFAULT_TIME_WINDOW, zscore: bool = True,
+            channels=None, time_window=DEFAULT_TIME_WINDOW, zscore: bool = True,
             image_size: int | None = None) -> NeuralDataset:
         """EEG of ``subject`` (1..n_subjects) for ``split``, with the THINGS-EEG2 loader's semantics.
 
-        Channels are selected by name (requested order), samples with start <= t < stop
+        Channels are selected by name in the requested order (default None: all of
+        ``config.channel_names``, i.e. the 17 THINGS-EEG2 channels), samples with start <= t < stop
         (default 0-200 ms = 20 samples), z-scored per channel x time with mean/std over the
         images and repetitions of the same subject's *training* split, then averaged over
         repetitions. Returns responses (n_images, n_channels, n_times); with
