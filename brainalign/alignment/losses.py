@@ -99,8 +99,8 @@ def check_targets_rankable(targets, names=None) -> None:
     """
     t = torch.as_tensor(targets)
     if t.shape[-1] < 2:
-        raise DataError(f"targets have {t.shape[-1]} value per image; Spearman needs at least 2 "
-                        "(use contrastive=False for scalar targets)")
+        raise DataError(f"targets have {t.shape[-1]} value per image; the generation Spearman needs at "
+                        "least 2 values per image: give vector responses (channels x times, voxels)")
     const = (t.max(-1).values == t.min(-1).values).nonzero().flatten().tolist()
     if const:
         which = [str(names[i]) if names is not None else str(i) for i in const[:5]]

@@ -1,0 +1,168 @@
+"""Step time and peak memory of one alignment step on CORnet-S, side by side.
+
+Variants (same backbone, batch, images and loss terms):
+  ours       one backbone pass with layer taps feeds logits + head; cached teacher labels
+  reference  the published design: a frozen teacher forward every step, the student
+             forward for the logits, and a second backbone pass stage by stage for the head
+  plain      plain fine-tuning: forward + cross-entropy + backward + Adam, no head
+
+Steps are interleaved round-robin (ours, reference, plain, ours, ...) so that load changes
+on a shared machine hit all variants alike; the median step time is reported.
+Peak memory: CUDA max_memory_allocated per variant; on Linux CPU the process peak RSS
+(VmHWM), reset before each variant's steps through /proc/self/clear_refs.
+
+    python benchmarks/align_step.py                 # CPU, 224 px, batch 16, 3 timed steps
+    python benchmarks/align_step.py --device cuda --steps 20
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from brainalign.alignment.head import EncoderHead, probe_layer_shapes
+from brainalign.alignment.losses import contrastive_loss
+from brainalign.alignment.trainer import AlignModule
+from brainalign.device import resolve_device
+from brainalign.models.registry import load_backbone
+
+LAYERS = ["V1", "V2", "V4", "IT"]
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _reset_peak(dev):
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_mb(dev) -> float | None:
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def build(dev, size, n_targets, seed=0):
+    torch.manual_seed(seed)
+    model = load_backbone("cornet", pretrained=False, device=dev)
+    shapes = probe_layer_shapes(model, LAYERS, size, dev)
+    return model, shapes
+
+
+def make_variants(dev, size, batch, n_targets, beta):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 3, size, size, generator=g).to(dev)
+    y = torch.randn(batch, n_targets, generator=g).to(dev)
+    labels = torch.randint(0, 1000, (batch,), generator=g).to(dev)
+
+    # ours: one pass, taps -> head, cached teacher labels
+    m1, shapes = build(dev, size, n_targets)
+    head1 = EncoderHead(shapes, n_targets).to(dev)
+    mod = AlignModule(m1, head1, LAYERS).train()
+    opt1 = torch.optim.Adam(list(m1.parameters()) + list(head1.parameters()), lr=2e-5)
+
+    def ours():
+        out, pred = mod(x)
+        loss = F.cross_entropy(out, labels) + beta * (F.mse_loss(pred, y) + contrastive_loss(y, pred))
+        opt1.zero_grad(set_to_none=True)
+        loss.backward()
+        opt1.step()
+
+    # reference: teacher every step + logits pass + a second stage-by-stage pass for the head
+    m2, _ = build(dev, size, n_targets)
+    teacher = copy.deepcopy(m2).eval().requires_grad_(False)
+    head2 = EncoderHead(shapes, n_targets).to(dev)
+    m2.train()
+    opt2 = torch.optim.Adam(list(m2.parameters()) + list(head2.parameters()), lr=2e-5)
+
+    def reference():
+        with torch.no_grad():
+            t_labels = teacher(x).argmax(-1)
+        out = m2(x)
+        v1 = m2.V1(x)
+        v2 = m2.V2(v1)
+        v4 = m2.V4(v2)
+        it = m2.IT(v4)
+        pred = head2({"V1": v1, "V2": v2, "V4": v4, "IT": it})
+        loss = F.cross_entropy(out, t_labels) + beta * (F.mse_loss(pred, y) + contrastive_loss(y, pred))
+        opt2.zero_grad(set_to_none=True)
+        loss.backward()
+        opt2.step()
+
+    # plain fine-tuning of the backbone alone
+    m3, _ = build(dev, size, n_targets)
+    m3.train()
+    opt3 = torch.optim.Adam(m3.parameters(), lr=2e-5)
+
+    def plain():
+        loss = F.cross_entropy(m3(x), labels)
+        opt3.zero_grad(set_to_none=True)
+        loss.backward()
+        opt3.step()
+
+    return {"ours": ours, "reference": reference, "plain": plain}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per variant (default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps per variant first (default 1)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--n-targets", type=int, default=340, help="17 channels x 20 time points")
+    p.add_argument("--beta", type=float, default=100.0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = resolve_device(a.device)
+    variants = make_variants(dev, a.size, a.batch_size, a.n_targets, a.beta)
+    times = {k: [] for k in variants}
+    peaks = {}
+    for name, fn in variants.items():  # warm-up, and each variant's own peak memory
+        _reset_peak(dev)
+        for _ in range(a.warmup):
+            fn()
+        _sync(dev)
+        peaks[name] = _peak_mb(dev)
+    for _ in range(a.steps):
+        for name, fn in variants.items():
+            _sync(dev)
+            t0 = time.perf_counter()
+            fn()
+            _sync(dev)
+            times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"CORnet-S, {a.size} px, batch {a.batch_size}, {a.n_targets} targets, device {dev}, "
+          f"{torch.get_num_threads()} threads, {a.steps} timed steps (median)")
+    for k in variants:
+        mem = f"{peaks[k]:.0f} MiB" if peaks[k] is not None else "n/a"
+        print(f"  {k:<10} {med[k] * 1000:9.1f} ms/step   peak memory {mem}"
+              + ("  (process peak RSS, cumulative)" if dev.type != "cuda" else ""))
+    print(f"  speed-up over the reference design: {med['reference'] / med['ours']:.2f}x  (target >= 2x)")
+    print(f"  overhead over plain fine-tuning:    {100 * (med['ours'] / med['plain'] - 1):+.1f} %  (target <= 15 %)")
+    return med
+
+
+if __name__ == "__main__":
+    main()
