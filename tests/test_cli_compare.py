@@ -9,7 +9,7 @@ import pytest
 
 from brainalign.cli import main
 
-BASE = ["--no-pretrained", "--subjects", "1,2", "--permutations", "50", "--no-progress"]
+BASE = ["--no-pretrained", "--subjects", "1-3", "--permutations", "50", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +30,13 @@ def test_compare_synthetic_writes_report(tmp_path, cache_dir, capsys):
     assert res["meta"]["synthetic"] is True
     assert res["eeg"]["models"] == ["cornet_tiny", "cornet_tiny (2)"]
     vals = np.array(res["eeg"]["values"]["cornet_tiny"])
-    assert vals.shape == (4, 2, 20) and np.isfinite(vals).all()
+    assert vals.shape == (4, 3, 20) and np.isfinite(vals).all()
     # same seed for random weights: the duplicate is the same model, so no difference is significant
     assert not any(any(s["mask"]) for s in res["eeg"]["significance"])
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert {r["analysis"] for r in rows} == {"eeg", "fmri"}
     assert set(rows[0]) == {"analysis", "model", "layer", "subject", "time_ms", "roi", "measure", "value"}
-    assert len([r for r in rows if r["analysis"] == "eeg"]) == 2 * 4 * 2 * 20
+    assert len([r for r in rows if r["analysis"] == "eeg"]) == 2 * 4 * 3 * 20
     report = (out / "report.md").read_text()
     assert "Synthetic data" in report and "eeg_timecourses.png" in report and "fmri_rois.png" in report
 

@@ -17,6 +17,7 @@ def register(subparsers) -> None:
                         "for one personalised model per subject")
     p.add_argument("--eeg", metavar="SOURCE", help="EEG data: synthetic[:SEED], things-eeg2:ROOT or a THINGS-EEG2 root")
     p.add_argument("--fmri", metavar="SOURCE", help="fMRI data: synthetic[:SEED], shen:PATH or a Shen .h5 path")
+    p.add_argument("--fmri-images", metavar="DIR", help="folder of the fMRI stimulus images (Shen's release has none)")
     p.add_argument("--subjects", metavar="LIST", help="subjects, e.g. 1,2 or 1-10 (default: all of the source)")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to read (default: each backbone's own)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: brainalign-results/compare-<time>)")
@@ -38,7 +39,8 @@ def run(args) -> int:
     from ..evaluate.compare import run_compare
     from ..evaluate.data_sources import parse_subjects
 
-    outcome = run_compare(args.models, eeg=args.eeg, fmri=args.fmri, subjects=parse_subjects(args.subjects),
+    outcome = run_compare(args.models, eeg=args.eeg, fmri=args.fmri, fmri_images=args.fmri_images,
+                          subjects=parse_subjects(args.subjects),
                           layers=args.layers, out=args.out, overwrite=args.overwrite, pretrained=args.pretrained,
                           weights=args.weights, device=args.device, batch_size=args.batch_size,
                           cache_dir=args.cache_dir, n_permutations=args.permutations, seed=args.seed,

@@ -50,7 +50,7 @@ def check_models_vs_data(entries: Sequence[ModelEntry], subjects: Sequence, eeg_
 
 
 def run_compare(models: Sequence[str], *, eeg: str | None = None, fmri: str | None = None,
-                subjects: Sequence | None = None, layers: Sequence[str] | None = None, out=None,
+                fmri_images=None, subjects: Sequence | None = None, layers: Sequence[str] | None = None, out=None,
                 overwrite: bool = False, pretrained: bool = True, weights=None, device=None, batch_size: int = 32,
                 cache_dir=None, n_permutations: int = 1000, seed: int = 0, progress: bool = True,
                 log=print, argv=None) -> CompareOutcome:
@@ -76,7 +76,7 @@ def run_compare(models: Sequence[str], *, eeg: str | None = None, fmri: str | No
         eeg_data = ds.load_eeg_subjects(eeg, subjects, brain=brain)
     if fmri:
         log(f"Loading fMRI from {fmri} ...")
-        fmri_data = ds.load_fmri_subjects(fmri, subjects, brain=brain)
+        fmri_data = ds.load_fmri_subjects(fmri, subjects, brain=brain, images=fmri_images)
     all_subjects = list(eeg_data or fmri_data)
     log(f"Loading models: {', '.join(models)}")
     entries = resolve_entries(models, all_subjects, pretrained=pretrained, weights=weights, layers=layers,

@@ -77,8 +77,11 @@ def load_eeg_subjects(source: str | None, subjects: list | None, *, brain=None) 
     return {s: load_eeg_source(source, s, "test", average_repetitions=False) for s in subjects}
 
 
-def load_fmri_subjects(source: str | None, subjects: list | None, *, brain=None) -> dict:
-    """{subject: {roi: NeuralDataset}} test-split fMRI (repetitions averaged)."""
+def load_fmri_subjects(source: str | None, subjects: list | None, *, brain=None, images=None) -> dict:
+    """{subject: {roi: NeuralDataset}} test-split fMRI (repetitions averaged).
+
+    ``images``: folder of the stimulus images (Shen's fMRI release does not include them).
+    """
     if is_synthetic(source):
         brain = brain or synthetic_brain(source)
         subjects = subjects or default_subjects(source, brain)
@@ -86,4 +89,5 @@ def load_fmri_subjects(source: str | None, subjects: list | None, *, brain=None)
     from ..data.registry import load_fmri_source
 
     subjects = subjects or default_subjects(source)
-    return {s: load_fmri_source(source, s) for s in subjects}
+    kw = {"images": images} if images is not None else {}
+    return {s: load_fmri_source(source, s, "test", **kw) for s in subjects}

@@ -189,8 +189,8 @@ def _append_verdict(report: Path, scores: dict, s: DemoSettings, unaligned_path:
               f"- EEG: the aligned models are {'closer to' if ok_e else 'NOT closer to'} the synthetic brain than the "
               "unaligned model and the unpaired control on held-out concepts.",
               f"- fMRI (cross-modality, never trained on): aligned is {'closer' if ok_f else 'NOT closer'}.",
-              f"- With {len(s.subjects)} subjects the cluster test cannot reach p < .05 (2^{len(s.subjects)} sign "
-              "patterns); use more subjects for significance.", "",
+              *([f"- With {len(s.subjects)} subjects no cluster test is run (sign flips of whole subjects need "
+                 ">= 3); align more subjects for significance."] if len(s.subjects) < 3 else []), "",
               "## Models (for `brainalign robustness` / `brainalign variability`)", "",
               f"- unaligned: `{s.backbone}@{unaligned_path}` (backbone name @ weights file)",
               *(f"- `{p}`" for p in sorted(str(q) for q in models_dir.glob("*/aligned.pt"))), "",

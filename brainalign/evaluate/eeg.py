@@ -16,6 +16,7 @@ from .model_sources import ModelEntry
 from .models_rdm import ModelRDMCache
 from .results import EEGResult
 
+MIN_SUBJECTS_FOR_TEST = 3  # a sign-flip test over fewer subjects cannot reach p < .05
 DECODING_DEFAULTS = {"engine": "lda", "n_pseudo": 5, "n_folds": 4, "n_permutations": 10, "seed": 0}
 
 
@@ -178,9 +179,9 @@ def significance_vs_reference(res: EEGResult, *, n_permutations: int = 1000, thr
                               seed: int = 0) -> list[dict]:
     """Cluster-corrected tests of (model - first model) per shared layer and for the best layer.
 
-    Needs >= 2 subjects (sign flips of whole subjects); returns [] otherwise.
+    Needs >= 3 subjects (sign flips of whole subjects); returns [] otherwise.
     """
-    if len(res.subjects) < 2 or len(res.models) < 2:
+    if len(res.subjects) < MIN_SUBJECTS_FOR_TEST or len(res.models) < 2:
         return []
     ref = res.models[0]
     t = res.times_ms

@@ -93,8 +93,11 @@ def terminal_summary(eeg: EEGResult | None, fmri: FMRIResult | None) -> str:
 
 def significance_lines(res: EEGResult) -> list[str]:
     lines = []
-    if len(res.subjects) < 2 and len(res.models) > 1:
-        return [f"(significance vs {res.models[0]} needs >= 2 subjects: not tested)"]
+    from .eeg import MIN_SUBJECTS_FOR_TEST
+
+    if len(res.subjects) < MIN_SUBJECTS_FOR_TEST and len(res.models) > 1:
+        return [f"(cluster-corrected significance vs {res.models[0]} needs >= {MIN_SUBJECTS_FOR_TEST} subjects: "
+                "not tested)"]
     for s in res.significance:
         sig = [c for c in s["clusters"] if c.get("p", 1.0) < 0.05]
         if sig:
