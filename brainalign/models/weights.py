@@ -43,10 +43,25 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncation, foreign formats all land here
-        raise CheckpointError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}. The file is "
+        raise CheckpointError(f"cannot read weights file {path}: {_load_failure(exc)}. The file is "
                               "corrupted, truncated or not a PyTorch/safetensors checkpoint; re-download "
                               "or re-save it (torch.save(model.state_dict(), path))") from exc
     return _unwrap_state_dict(obj, path)
+
+
+def load_failure_reason(exc: BaseException) -> str:
+    """One line on why torch.load/safetensors failed. torch's own weights_only message spans many
+    lines and advises weights_only=False, which would run the file's code: never repeat it."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+        return ("it holds pickled Python objects besides tensors, which are refused because loading "
+                "them could run arbitrary code (only tensors and plain containers are read)")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
+
+
+_load_failure = load_failure_reason
 
 
 def _unwrap_state_dict(obj, path) -> dict[str, torch.Tensor]:
