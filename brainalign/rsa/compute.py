@@ -7,8 +7,8 @@ Two ways to stream a large feature matrix X (n_images, n_features) without holdi
   feature extraction produces them. Every pair of images needs both rows, so the rows must
   be kept somewhere: they are normalised on arrival (centred + unit norm for correlation)
   and kept in their own dtype (float32 stays float32) in memory or, above
-  ``max_memory_bytes``, in a temporary file on disk; each new batch's Gram block against
-  all rows seen so far is accumulated in float64, feature chunk by feature chunk.
+  ``max_memory_bytes``, in a temporary file on disk; ``result()`` forms the float64 Gram
+  feature chunk by feature chunk, so no float64 copy of the whole matrix ever exists.
 * ``RDMAccumulator.update_features(batch)`` -- feature chunks with all images (e.g. one
   channel block of a huge layer at a time). Here nothing but the (n, n) float64 Gram
   matrix and per-image sums is kept: X X^T = sum_k X_k X_k^T exactly.
@@ -21,6 +21,7 @@ import tempfile
 from typing import Any, Mapping
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, DataError
 from .rdms import RDMs, triu_indices
@@ -41,26 +42,60 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 class _Matmul:
-    """float64 ``a @ b.T`` on the chosen device: torch when installed (its BLAS copes with busy
-    cores far better than multi-threaded OpenBLAS, and it can use a GPU), else NumPy."""
+    """float64 products on the chosen device: torch on a GPU; NumPy on the CPU, with BLAS
+    limited to one thread (multi-threaded OpenBLAS stalls when cores are oversubscribed:
+    measured 1.5 s vs 0.3 s for a 200 x 200704 Gram on a busy 2-core machine), and NumPy's
+    ``a @ a.T`` uses the half-cost symmetric kernel (syrk). Inputs may be float32 and
+    strided; the float64 conversion happens on the backend."""
 
     def __init__(self, device):
-        try:
-            import torch
-        except ImportError:  # numpy-only install
-            self.torch, self.device = None, None
-            return
-        from ..device import resolve_device
+        self.torch, self.device = None, None
+        if device is None or str(device) != "cpu":
+            try:
+                import torch
+            except ImportError:  # numpy-only install: CPU
+                return
+            from ..device import resolve_device
 
-        self.torch, self.device = torch, resolve_device(device)
+            dev = resolve_device(device)
+            if dev.type != "cpu":
+                self.torch, self.device = torch, dev
+
+    def _to64(self, a: np.ndarray):
+        if self.torch is None:
+            return np.asarray(a, dtype=np.float64)
+        if not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+        return self.torch.from_numpy(a).to(device=self.device, dtype=self.torch.float64)
 
     def __call__(self, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        """a (m, f) @ b (k, f).T (b defaults to a) -> float64 (m, k)."""
+        ta = self._to64(a)
+        tb = ta if b is None else self._to64(b)
         if self.torch is None:
-            return a @ (a if b is None else b).T
-        ta = self.torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).to(self.device)
-        tb = ta if b is None else self.torch.from_numpy(
-            np.ascontiguousarray(b, dtype=np.float64)).to(self.device)
+            with threadpool_limits(limits=1, user_api="blas"):
+                return ta @ tb.T
         return (ta @ tb.T).cpu().numpy()
+
+    def centred_gram(self, chunk: np.ndarray, row_shift: np.ndarray | None,
+                     centre_columns: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Gram (n, n) and row sums (n,) of a feature chunk (n, f) after subtracting
+        ``row_shift`` per row and/or each column's mean, all in float64."""
+        if self.torch is None:
+            t = chunk.astype(np.float64)  # always a copy, so the in-place steps are safe
+            if row_shift is not None:
+                t -= row_shift[:, None]
+            if centre_columns:
+                t -= t.mean(0, keepdims=True)
+            with threadpool_limits(limits=1, user_api="blas"):
+                return t @ t.T, t.sum(1)
+        t = self._to64(chunk)
+        if row_shift is not None:
+            t = t - self.torch.from_numpy(row_shift[:, None]).to(t.device)
+        if centre_columns:
+            t = t - t.mean(0, keepdim=True)
+        gram, sums = t @ t.T, t.sum(1)
+        return gram.cpu().numpy(), sums.cpu().numpy()
 
 
 def _check_method(method: str) -> str:
@@ -118,20 +153,39 @@ def rdm(features: Any, method: str = "correlation", *, descriptors: Mapping[str,
     x = x.reshape(x.shape[0], -1)
     if x.shape[0] < 2:
         raise DataError(f"an RDM needs at least 2 images, got {x.shape[0]}")
-    acc = RDMAccumulator(x.shape[0], method, descriptors=descriptors,
-                         condition_descriptors=condition_descriptors, device=device)
-    acc._exact_shift = _row_shift(x, method)
-    chunk = max(256, _CHUNK_BYTES // (8 * x.shape[0]))
-    for start in range(0, x.shape[1], chunk):
-        acc.update_features(x[:, start:start + chunk])
-    return acc.result()
+    n, f = x.shape
+    # one pass for the exact row sums: they find NaN/inf rows and give exact means, so the
+    # Gram is of centred rows (no cancellation) and constant rows have exactly zero norm
+    rowsum = np.sum(x, axis=1, dtype=np.float64)
+    bad = ~np.isfinite(rowsum)
+    if bad.any():
+        raise DataError(f"features contain NaN or inf for image(s) {_name_images(np.flatnonzero(bad))}: "
+                        "fix the feature extraction or drop those images")
+    mm = _Matmul(device)
+    shift = rowsum / f if method == "correlation" else None
+    gram = np.zeros((n, n))
+    chunk = max(256, _CHUNK_BYTES // (8 * n))
+    for start in range(0, f, chunk):
+        g, _ = mm.centred_gram(x[:, start:start + chunk], shift,
+                               centre_columns=method in ("euclidean", "sqeuclidean"))
+        gram += g
+    zero = np.diag(gram) == 0
+    if method == "correlation" and zero.any():
+        raise DataError(_constant_message(np.flatnonzero(zero)))
+    if method == "cosine" and zero.any():
+        raise DataError(_zero_message(np.flatnonzero(zero)))
+    return RDMs(_gram_to_rdm(gram, method, f)[None], n, descriptors=descriptors,
+                condition_descriptors=condition_descriptors, measure=method)
 
 
-def _row_shift(x: np.ndarray, method: str) -> np.ndarray | None:
-    """Exact per-image means for 'correlation' (so the Gram is of centred rows)."""
-    if method != "correlation":
-        return None
-    return np.mean(x, axis=1, dtype=np.float64)
+def _constant_message(idx) -> str:
+    return (f"image(s) {_name_images(idx)} have constant features (zero variance): correlation "
+            "distance is undefined; drop them or use method='euclidean'")
+
+
+def _zero_message(idx) -> str:
+    return (f"image(s) {_name_images(idx)} have all-zero features: cosine distance is undefined; "
+            "drop them or use method='euclidean'")
 
 
 class RDMAccumulator:
@@ -177,7 +231,6 @@ class RDMAccumulator:
         self._spill_dir: str | None = None
         self._offset: np.ndarray | None = None
         # feature mode
-        self._exact_shift: np.ndarray | None = None
         self._shift: np.ndarray | None = None
         self._min = np.full(self.n_images, np.inf)
         self._max = np.full(self.n_images, -np.inf)
@@ -209,16 +262,6 @@ class RDMAccumulator:
         rows = self._normalise_rows(x, idx)
         self._rows[idx] = rows
         self._seen[idx] = True
-        seen = np.flatnonzero(self._seen)
-        # contiguous slabs of all rows (unseen ones are zeros, ignored) read far faster than
-        # row-wise fancy indexing, above all from the disk-backed array
-        chunk = max(256, _CHUNK_BYTES // (8 * self.n_images))
-        block = np.zeros((len(idx), self.n_images))
-        for start in range(0, self._n_features, chunk):
-            slab = np.asarray(self._rows[:, start:start + chunk], dtype=np.float64)
-            block += self._matmul(slab[idx], slab)
-        self._gram[np.ix_(idx, seen)] = block[:, seen]
-        self._gram[np.ix_(seen, idx)] = block[:, seen].T
 
     def _alloc_rows(self, n_features: int, dtype) -> None:
         nbytes = self.n_images * n_features * np.dtype(dtype).itemsize
@@ -236,15 +279,11 @@ class RDMAccumulator:
             x64 = x64 - x64.mean(axis=1, keepdims=True)
             const = np.ptp(x, axis=1) == 0
             if const.any():
-                raise DataError(f"image(s) {_name_images(idx[const])} have constant features "
-                                "(zero variance): correlation distance is undefined; drop them "
-                                "or use method='euclidean'")
+                raise DataError(_constant_message(idx[const]))
         if self.method in ("correlation", "cosine"):
             norm = np.linalg.norm(x64, axis=1, keepdims=True)
             if (norm == 0).any():
-                raise DataError(f"image(s) {_name_images(idx[norm[:, 0] == 0])} have all-zero "
-                                "features: cosine distance is undefined; drop them or use "
-                                "method='euclidean'")
+                raise DataError(_zero_message(idx[norm[:, 0] == 0]))
             x64 = x64 / norm
         else:  # translation-invariant: remove the first batch's feature means (less cancellation)
             if self._offset is None:
@@ -260,18 +299,17 @@ class RDMAccumulator:
         x = x.reshape(x.shape[0], -1)
         if x.shape[0] != self.n_images:
             raise DataError(f"a feature chunk must hold all {self.n_images} images, got {x.shape[0]}")
-        c = np.asarray(x, dtype=np.float64)
-        _check_finite(c, np.arange(self.n_images))
-        self._min = np.minimum(self._min, c.min(axis=1))
-        self._max = np.maximum(self._max, c.max(axis=1))
-        if self.method == "correlation":  # per-image shift: exact means if known, else first chunk's
-            if self._shift is None:
-                self._shift = self._exact_shift if self._exact_shift is not None else c.mean(axis=1)
-            c = c - self._shift[:, None]
-            self._rowsum += c.sum(axis=1)
-        elif self.method in ("euclidean", "sqeuclidean"):
-            c = c - c.mean(axis=0)  # distances are invariant to per-feature translation
-        self._gram += self._matmul(c)
+        _check_finite(x, np.arange(self.n_images))
+        self._min = np.minimum(self._min, x.min(axis=1))
+        self._max = np.maximum(self._max, x.max(axis=1))
+        if self.method == "correlation" and self._shift is None:
+            # a per-image shift near the mean keeps the centring formula free of cancellation
+            self._shift = np.mean(x, axis=1, dtype=np.float64)
+        gram, sums = self._matmul.centred_gram(
+            x, self._shift if self.method == "correlation" else None,
+            centre_columns=self.method in ("euclidean", "sqeuclidean"))  # distances ignore translation
+        self._gram += gram
+        self._rowsum += sums
         self._features_seen += x.shape[1]
 
     # --- result ----------------------------------------------------------------------------
@@ -291,23 +329,25 @@ class RDMAccumulator:
             if not self._seen.all():
                 raise DataError(f"features missing for image(s) {_name_images(np.flatnonzero(~self._seen))}"
                                 f": update() every one of the {self.n_images} images first")
+            # one float64 pass over the stored rows, feature chunk by feature chunk (contiguous
+            # slabs, so a disk-backed array streams); syrk halves the work of X X^T
+            chunk = max(256, _CHUNK_BYTES // (8 * self.n_images))
+            gram = np.zeros((self.n_images, self.n_images))
+            for start in range(0, self._n_features, chunk):
+                gram += self._matmul(self._rows[:, start:start + chunk])
             self.close()
         else:
             n_feat = self._features_seen
             if self.method == "correlation":
                 const = self._max == self._min
                 if const.any():
-                    raise DataError(f"image(s) {_name_images(np.flatnonzero(const))} have constant "
-                                    "features (zero variance): correlation distance is undefined; "
-                                    "drop them or use method='euclidean'")
+                    raise DataError(_constant_message(np.flatnonzero(const)))
                 mean = self._rowsum / n_feat  # residual mean after the shift
                 gram = gram - n_feat * np.outer(mean, mean)
             if self.method == "cosine":
                 zero = (self._max == 0) & (self._min == 0)
                 if zero.any():
-                    raise DataError(f"image(s) {_name_images(np.flatnonzero(zero))} have all-zero "
-                                    "features: cosine distance is undefined; drop them or use "
-                                    "method='euclidean'")
+                    raise DataError(_zero_message(np.flatnonzero(zero)))
         vec = _gram_to_rdm(gram, self.method, self._n_features or self._features_seen)
         return RDMs(vec[None], self.n_images, descriptors=self._descriptors,
                     condition_descriptors=self._condition_descriptors, measure=self.method)
