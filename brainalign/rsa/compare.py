@@ -13,7 +13,7 @@ is NaN, as in scipy; its Kendall tau-a is 0 (no concordant or discordant pairs).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as _sps
@@ -186,7 +186,7 @@ def correlate_rows(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np
         return np.clip(np.sum(_prepare(a, method) * _prepare(b, method), axis=-1), -1.0, 1.0)
 
 
-def _neural_grid(neural: Any) -> np.ndarray:
+def _neural_grid(neural: Any) -> tuple[np.ndarray, int]:
     """Neural RDMs -> (n_subjects, n_times, n_pairs) and n_conditions."""
     if isinstance(neural, (list, tuple)):  # one RDMs (n_times) per subject
         parts = [as_vectors(x, "neural RDM") for x in neural]

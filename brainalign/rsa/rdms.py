@@ -120,6 +120,10 @@ class RDMs:
         descriptors: dict of (n_rdms,) arrays, e.g. subject, layer, time, roi, model.
         condition_descriptors: dict of (n_conditions,) arrays, e.g. image names, concepts.
         measure: what the values are ('correlation', 'decoding_accuracy', ...).
+
+    NaN values are allowed (e.g. missing pairs); comparisons handle them through their
+    ``nan_policy``. Build from square matrices with :meth:`from_square`, which checks that
+    they are square, symmetric and zero on the diagonal.
     """
 
     def __init__(self, vectors: Any, n_conditions: int | None = None, *,
