@@ -1,0 +1,78 @@
+"""`brainalign demo --quick`, then `robustness` and `variability` on the demo's saved models (CLI)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from brainalign.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    cache = tmp_path_factory.mktemp("cache")
+    code = main(["demo", "--quick", "--out", str(out), "--cache-dir", str(cache), "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_demo_outputs(demo_dir, capsys):
+    for name in ("report.md", "results.json", "results.csv", "demo_scores.json", "eeg_timecourses.png",
+                 "eeg_best_layer.png", "fmri_rois.png", "models/unaligned.pt",
+                 "models/aligned_sub-01/aligned.pt", "models/aligned_sub-02/aligned.pt",
+                 "models/control_sub-01/aligned.pt"):
+        assert (demo_dir / name).is_file(), name
+    scores = json.loads((demo_dir / "demo_scores.json").read_text())
+    assert set(scores["eeg"]) == {"unaligned", "aligned", "unpaired control"}
+    report = (demo_dir / "report.md").read_text()
+    assert "## Verdict" in report and "brainalign robustness" in report
+    # never overwrite a previous report without --overwrite
+    assert main(["demo", "--quick", "--out", str(demo_dir), "--no-progress"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_robustness_on_demo_models(demo_dir, tmp_path):
+    models = demo_dir / "models"
+    out = tmp_path / "rob"
+    code = main(["robustness", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "aligned_sub-01"),
+                 str(models / "control_sub-01" / "aligned.pt"), "--images", "synthetic", "--eps", "0,0.03",
+                 "--max-images", "12", "--out", str(out), "--no-progress"])
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    assert [c["model"] for c in res["curves"]] == ["unaligned", "aligned_sub-01", "control_sub-01"]
+    ref = res["curves"][0]
+    assert ref["top1"][0] == 1.0  # labels are the reference (unaligned) model's own predictions
+    for c in res["curves"]:
+        assert c["top1_baseline_aligned"][0] == 0.0 and len(c["top5"]) == 2
+    assert (out / "robustness.png").is_file() and (out / "results.csv").is_file()
+    # PGD option runs too
+    assert main(["robustness", f"cornet_tiny@{models / 'unaligned.pt'}", "--attack", "pgd", "--steps", "2",
+                 "--eps", "0,0.03", "--max-images", "6", "--out", str(tmp_path / "pgd"), "--no-progress"]) == 0
+
+
+def test_variability_on_demo_models(demo_dir, tmp_path):
+    models = demo_dir / "models"
+    out = tmp_path / "var"
+    code = main(["variability", str(models / "aligned_sub-01"), str(models / "aligned_sub-02"),
+                 str(models / "control_sub-01"), "--out", str(out), "--no-progress"])
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["layers"] == ["V1", "V2", "V4", "IT"]
+    for layer, m in res["matrices"].items():
+        assert len(m) == 3 and m[0][0] == 0.0 and abs(m[0][1] - m[1][0]) < 1e-9
+        assert m[0][1] > 0  # two subjects' personalised models differ
+    assert (out / "variability.png").is_file()
+
+
+def test_personalised_model_for_the_wrong_subject_is_refused(demo_dir, tmp_path, capsys):
+    import shutil
+
+    # both subjects' folders hold subject 1's model
+    for s in (1, 2):
+        shutil.copytree(demo_dir / "models" / "aligned_sub-01", tmp_path / f"sub-{s}")
+    tmpl = str(tmp_path / "sub-{subject}")
+    code = main(["compare", "cornet_tiny", tmpl, "--subjects", "1,2", "--no-pretrained",
+                 "--out", str(tmp_path / "c"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "aligned to subject 1" in err and "Traceback" not in err
