@@ -179,3 +179,30 @@ def test_noise_ceiling_accepts_rdms_with_subject_descriptor():
     np.testing.assert_allclose(stats.noise_ceiling(r), stats.noise_ceiling(x))
     with pytest.raises(DataError, match="'subject' descriptor"):
         stats.noise_ceiling(RDMs(x[0]))
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_bootstrap_weighted_shortcut_equals_explicit_resampling(method):
+    """The weighted-ranks computation equals correlating the explicitly resampled pairs."""
+    rng = np.random.default_rng(2)
+    n = 9
+    a, b = np.triu_indices(n, 1)
+    model = np.round(rng.uniform(0, 4, len(a)))  # heavy ties
+    neural = np.round(model[None] + rng.normal(0, 1.5, (3, len(a))))
+    res = stats.bootstrap_ci(model, neural, n_boot=25, method=method, seed=11)
+    draw = np.random.default_rng(11)
+    full_m = np.zeros((n, n))
+    full_m[a, b] = model
+    full_m += full_m.T
+    full_n = np.zeros((3, n, n))
+    full_n[:, a, b] = neural
+    full_n += np.swapaxes(full_n, 1, 2)
+    corr = (lambda x, y: sps.spearmanr(x, y).statistic) if method == "spearman" else \
+        (lambda x, y: sps.pearsonr(x, y).statistic)
+    for k in range(25):
+        idx = np.sort(draw.integers(0, n, size=n))
+        i, j = idx[a], idx[b]
+        keep = i != j
+        for t in range(3):
+            ref = corr(full_m[i[keep], j[keep]], full_n[t, i[keep], j[keep]])
+            assert res.distribution[k, t] == pytest.approx(ref, abs=1e-10)
