@@ -182,8 +182,8 @@ def test_noise_ceiling_accepts_rdms_with_subject_descriptor():
 
 
 @pytest.mark.parametrize("method", ["spearman", "pearson"])
-def test_bootstrap_weighted_shortcut_equals_explicit_resampling(method):
-    """The weighted-ranks computation equals correlating the explicitly resampled pairs."""
+def test_bootstrap_equals_explicit_resampling_with_ties(method):
+    """Every bootstrap value equals scipy on the resampled pairs of distinct conditions."""
     rng = np.random.default_rng(2)
     n = 9
     a, b = np.triu_indices(n, 1)
