@@ -134,3 +134,20 @@ def test_device_choice(feats):
     else:  # same float64 result on the GPU
         np.testing.assert_allclose(rdm(feats, device="cuda").vectors, rdm(feats, device="cpu").vectors,
                                    atol=1e-10)
+
+
+def test_torch_backend_equals_numpy(feats):
+    """The code path a GPU runs (torch, float64), exercised on the CPU."""
+    torch = pytest.importorskip("torch")
+    from brainalign.rsa.compute import _Matmul
+
+    np_mm, t_mm = _Matmul("cpu"), _Matmul("cpu")
+    t_mm.torch, t_mm.device = torch, torch.device("cpu")
+    x = feats.astype(np.float32)[:, ::2]  # strided float32 input
+    shift = x.mean(axis=1, dtype=np.float64)
+    for kw in [dict(row_shift=shift, centre_columns=False), dict(row_shift=None, centre_columns=True)]:
+        g_np, s_np = np_mm.centred_gram(x, **kw)
+        g_t, s_t = t_mm.centred_gram(x, **kw)
+        np.testing.assert_allclose(g_t, g_np, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(s_t, s_np, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(t_mm(x[:5], x), np_mm(x[:5], x), rtol=1e-12)

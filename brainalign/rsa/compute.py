@@ -91,7 +91,7 @@ class _Matmul:
                 return t @ t.T, t.sum(1)
         t = self._to64(chunk)
         if row_shift is not None:
-            t = t - self.torch.from_numpy(row_shift[:, None]).to(t.device)
+            t = t - self.torch.from_numpy(np.ascontiguousarray(row_shift)).to(t.device)[:, None]
         if centre_columns:
             t = t - t.mean(0, keepdim=True)
         gram, sums = t @ t.T, t.sum(1)
