@@ -128,3 +128,26 @@ def test_accepts_a_neural_dataset():
     ds.repetitions = None
     with pytest.raises(DataError, match="only averaged responses"):
         decoding_rdm(ds)
+
+
+def test_vectorised_lda_equals_per_pair_lda():
+    """All-pairs matrix form == a textbook per-pair LDA with sklearn's Ledoit-Wolf covariance."""
+    from sklearn.covariance import ledoit_wolf
+
+    from brainalign.rsa.decoding import _lda_fold
+
+    rng = np.random.default_rng(4)
+    t, c, p_tr, p_te, e = 2, 5, 6, 3, 4
+    train = rng.normal(size=(t, c, p_tr, e)) + rng.normal(size=(1, c, 1, e))
+    test = rng.normal(size=(t, c, p_te, e)) + rng.normal(size=(1, c, 1, e))
+    got = _lda_fold(train, test, "auto")
+    for ti in range(t):
+        means = train[ti].mean(axis=1)
+        cov, _ = ledoit_wolf((train[ti] - means[:, None]).reshape(-1, e), assume_centered=True)
+        for a in range(c):
+            for b in range(c):
+                if a == b:
+                    continue
+                w = np.linalg.solve(cov, means[a] - means[b])
+                score = (test[ti, a] - (means[a] + means[b]) / 2) @ w
+                assert got[ti, a, b] == np.sum(score > 0)
