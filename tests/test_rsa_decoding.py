@@ -41,6 +41,14 @@ def test_lda_agrees_with_svm_reference_and_truth():
     assert abs(svm.vectors[:ONSET].mean() - 0.5) < 0.06
 
 
+def test_units_do_not_matter():
+    x, _ = synthetic_eeg(n_cond=4, n_rep=8, n_times=3)
+    kw = dict(n_pseudo=2, n_folds=2, n_permutations=1, seed=0)
+    for engine in ("lda", "svm"):
+        np.testing.assert_allclose(decoding_rdm(x * 1e-6, engine=engine, **kw).vectors,
+                                   decoding_rdm(x, engine=engine, **kw).vectors)
+
+
 def test_chance_on_pure_noise_and_seed_reproducibility():
     x = np.random.default_rng(5).normal(size=(30, 20, 6, 3))
     a = decoding_rdm(x, n_pseudo=2, n_folds=2, n_permutations=2, seed=1)

@@ -173,7 +173,8 @@ def decoding_rdm(trials: Any, *, n_pseudo: int = 5, n_folds: int = 4, n_permutat
             averaged (``'average'``); gives n_times - w + 1 RDMs.
         engine: 'lda' (fast, all pairs at once) or 'svm' (scikit-learn reference).
         shrinkage: 'auto' (Ledoit-Wolf) or a value in [0, 1] for the LDA covariance.
-        svm_c: C of the SVM engine.
+        svm_c: C of the SVM engine (data are first divided by their overall standard
+            deviation, so C does not depend on the unit, e.g. volts vs microvolts).
         seed: seeds the pseudo-trial assignments (both engines draw identical ones).
         times: (n_times,) time stamps for the 'time' descriptor (window: the mean of the
             window's times); default sample indices.
@@ -210,6 +211,9 @@ def decoding_rdm(trials: Any, *, n_pseudo: int = 5, n_folds: int = 4, n_permutat
     w = 1 if window is None else int(window)
     times_out = np.convolve(times, np.ones(w) / w, mode="valid")
 
+    if engine == "svm":  # one global scale (EEG in volts is ~1e-6), so svm_c means the same for any unit
+        scale = x.std()
+        x = x / scale if scale > 0 else x
     rng = numpy_rng(seed)
     p = r // n_pseudo
     # the per-time-point products are tiny (E x C): multi-threaded BLAS only adds overhead
