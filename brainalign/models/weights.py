@@ -52,9 +52,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
 def load_failure_reason(exc: BaseException) -> str:
     """One line on why torch.load/safetensors failed. torch's own weights_only message spans many
     lines and advises weights_only=False, which would run the file's code: never repeat it."""
-    import pickle
-
-    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+    if type(exc).__name__ == "UnpicklingError" or "weights_only" in str(exc):
         return ("it holds pickled Python objects besides tensors, which are refused because loading "
                 "them could run arbitrary code (only tensors and plain containers are read)")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
