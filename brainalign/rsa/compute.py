@@ -170,8 +170,12 @@ def rdm(features: Any, method: str = "correlation", *, descriptors: Mapping[str,
                                centre_columns=method in ("euclidean", "sqeuclidean"))
         gram += g
     zero = np.diag(gram) == 0
-    if method == "correlation" and zero.any():
-        raise DataError(_constant_message(np.flatnonzero(zero)))
+    if method == "correlation":
+        # a constant row centres to ~0: exactly for float32 input; within rounding of the mean
+        # (a few ulps of it per feature) for float64
+        const = np.diag(gram) <= f * (16 * np.finfo(np.float64).eps * np.abs(shift)) ** 2
+        if const.any():
+            raise DataError(_constant_message(np.flatnonzero(const)))
     if method == "cosine" and zero.any():
         raise DataError(_zero_message(np.flatnonzero(zero)))
     return RDMs(_gram_to_rdm(gram, method, f)[None], n, descriptors=descriptors,
