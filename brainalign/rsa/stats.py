@@ -6,6 +6,7 @@ of each subject intact under the null.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,8 @@ def mean_sem(x: Any, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """
     arr = np.asarray(x, dtype=np.float64)
     n = np.sum(np.isfinite(arr), axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, quietly
         mean = np.nanmean(arr, axis=axis)
         sem = np.nanstd(arr, axis=axis, ddof=1) / np.sqrt(n)
     return mean, sem
@@ -316,6 +318,8 @@ def noise_ceiling(subject_rdms: Any, method: str = "spearman") -> tuple[np.ndarr
         one per time point).
     lower = mean over subjects of corr(subject, mean of the OTHER subjects) (leave-one-out);
     upper = mean over subjects of corr(subject, mean of ALL subjects).
+    The group mean is of the RDMs themselves (for Spearman, Nili et al. average rank-transformed
+    RDMs instead; the two agree closely when subjects' value ranges are similar).
     Returns (lower, upper), each a float or of the extra dimensions' shape (e.g. (n_times,)).
     """
     if isinstance(subject_rdms, RDMs):
