@@ -159,3 +159,14 @@ def test_vectorised_lda_equals_per_pair_lda():
                 w = np.linalg.solve(cov, means[a] - means[b])
                 score = (test[ti, a] - (means[a] + means[b]) / 2) @ w
                 assert got[ti, a, b] == np.sum(score > 0)
+
+
+def test_time_blocks_do_not_change_the_result(monkeypatch):
+    import importlib
+
+    dec = importlib.import_module("brainalign.rsa.decoding")
+    x, _ = synthetic_eeg(n_rep=8, n_times=5)
+    kw = dict(n_pseudo=2, n_folds=2, n_permutations=2, seed=3)
+    whole = decoding_rdm(x, **kw).vectors
+    monkeypatch.setattr(dec, "_LDA_BLOCK_BYTES", 1)  # one time point per block
+    np.testing.assert_array_equal(decoding_rdm(x, **kw).vectors, whole)

@@ -33,6 +33,7 @@ from .rdms import RDMs, triu_indices
 __all__ = ["decoding_rdm", "correlation_rdm_eeg", "pseudo_trials", "ledoit_wolf_shrinkage"]
 
 ENGINES = ("lda", "svm")
+_LDA_BLOCK_BYTES = 256 * 2**20
 
 
 def _as_trials(trials: Any) -> np.ndarray:
@@ -257,7 +258,10 @@ def _decode(x, rng, p, n_pseudo, n_folds, n_permutations, window, window_mode, e
             train_idx = np.setdiff1d(np.arange(p), test_idx)
             train, test = pt[:, :, train_idx], pt[:, :, test_idx]
             if engine == "lda":
-                correct += _lda_fold(train, test, shrinkage)
+                # time points in blocks: the decision array is (T, C, P_te, C) float64
+                step = max(1, int(_LDA_BLOCK_BYTES // (8 * c * c * len(test_idx))))
+                for s in range(0, n_out, step):
+                    correct[s:s + step] += _lda_fold(train[s:s + step], test[s:s + step], shrinkage)
             else:
                 correct += _svm_fold(train, test, svm_c)
             total += len(test_idx)
