@@ -8,10 +8,12 @@ Variants (same backbone, batch, images and loss terms):
 
 Steps are interleaved round-robin (ours, reference, plain, ours, ...) so that load changes
 on a shared machine hit all variants alike; the median step time is reported.
-Peak memory: CUDA max_memory_allocated per variant; on Linux CPU the process peak RSS
-(VmHWM), reset before each variant's steps through /proc/self/clear_refs.
+Memory, per variant and device-independent: activations saved for backward in one step
+(autograd saved-tensor hooks, unique storages, parameters excluded) + persistent state
+(parameters, gradients, Adam moments, and the reference's frozen teacher copy). On CUDA the
+allocator's peak (max_memory_allocated, reset per variant) is printed too.
 
-    python benchmarks/align_step.py                 # CPU, 224 px, batch 16, 3 timed steps
+    python benchmarks/align_step.py                 # CPU, 224 px, batch 16, 2 timed steps
     python benchmarks/align_step.py --device cuda --steps 20
 """
 from __future__ import annotations
@@ -20,7 +22,6 @@ import argparse
 import copy
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -42,23 +43,10 @@ def _sync(dev):
 def _reset_peak(dev):
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-        return
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
-def _peak_mb(dev) -> float | None:
-    if dev.type == "cuda":
-        return torch.cuda.max_memory_allocated(dev) / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+def _peak_mb(dev) -> float:
+    return torch.cuda.max_memory_allocated(dev) / 2**20
 
 
 def build(dev, size, n_targets, seed=0):
@@ -119,13 +107,46 @@ def make_variants(dev, size, batch, n_targets, beta):
         loss.backward()
         opt3.step()
 
-    return {"ours": ours, "reference": reference, "plain": plain}
+    state = {"ours": ([opt1], []), "reference": ([opt2], [teacher]), "plain": ([opt3], [])}
+    return {"ours": ours, "reference": reference, "plain": plain}, state
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def saved_activation_mb(fn, exclude: set[int]) -> float:
+    """Run ``fn`` once; MiB of the unique storages autograd saved for backward (params excluded)."""
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in exclude:
+            seen[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values()) / 2**20
+
+
+def state_mb(optimizers, frozen) -> float:
+    """Parameters + gradients + optimiser state + frozen copies, in MiB."""
+    total = 0
+    for opt in optimizers:
+        for group in opt.param_groups:
+            for p in group["params"]:
+                total += _nbytes(p) + (_nbytes(p.grad) if p.grad is not None else 0)
+                total += sum(_nbytes(v) for v in opt.state.get(p, {}).values() if isinstance(v, torch.Tensor))
+    for m in frozen:
+        total += sum(_nbytes(p) for p in m.parameters())
+    return total / 2**20
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per variant (default 3)")
+    p.add_argument("--steps", type=int, default=2, help="timed steps per variant (default 2)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per variant first (default 1)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--size", type=int, default=224)
@@ -136,15 +157,20 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
     dev = resolve_device(a.device)
-    variants = make_variants(dev, a.size, a.batch_size, a.n_targets, a.beta)
+    variants, state = make_variants(dev, a.size, a.batch_size, a.n_targets, a.beta)
     times = {k: [] for k in variants}
-    peaks = {}
-    for name, fn in variants.items():  # warm-up, and each variant's own peak memory
+    peaks, acts, states = {}, {}, {}
+    for name, fn in variants.items():  # warm-up, and each variant's own memory
+        opts, frozen = state[name]
+        params = {p.untyped_storage().data_ptr() for o in opts for g in o.param_groups for p in g["params"]}
+        params |= {p.untyped_storage().data_ptr() for m in frozen for p in m.parameters()}
         _reset_peak(dev)
-        for _ in range(a.warmup):
+        acts[name] = saved_activation_mb(fn, params)
+        for _ in range(a.warmup - 1):
             fn()
         _sync(dev)
-        peaks[name] = _peak_mb(dev)
+        peaks[name] = _peak_mb(dev) if dev.type == "cuda" else None
+        states[name] = state_mb(opts, frozen)
     for _ in range(a.steps):
         for name, fn in variants.items():
             _sync(dev)
@@ -156,9 +182,9 @@ def main(argv=None):
     print(f"CORnet-S, {a.size} px, batch {a.batch_size}, {a.n_targets} targets, device {dev}, "
           f"{torch.get_num_threads()} threads, {a.steps} timed steps (median)")
     for k in variants:
-        mem = f"{peaks[k]:.0f} MiB" if peaks[k] is not None else "n/a"
-        print(f"  {k:<10} {med[k] * 1000:9.1f} ms/step   peak memory {mem}"
-              + ("  (process peak RSS, cumulative)" if dev.type != "cuda" else ""))
+        cuda = f", CUDA peak {peaks[k]:.0f} MiB" if peaks[k] is not None else ""
+        print(f"  {k:<10} {med[k] * 1000:9.1f} ms/step   memory: activations {acts[k]:.0f} MiB + "
+              f"state {states[k]:.0f} MiB = {acts[k] + states[k]:.0f} MiB{cuda}")
     print(f"  speed-up over the reference design: {med['reference'] / med['ours']:.2f}x  (target >= 2x)")
     print(f"  overhead over plain fine-tuning:    {100 * (med['ours'] / med['plain'] - 1):+.1f} %  (target <= 15 %)")
     return med
