@@ -74,7 +74,6 @@ def test_compare_refuses_non_model_file_and_out_file(tmp_path, capsys):
 
 
 def test_mismatched_image_sets_are_refused():
-    from brainalign.data.synthetic import SyntheticBrain  # noqa: F401  (the data model used below)
     from brainalign.errors import DataError
     from brainalign.evaluate.data_sources import synthetic_brain
     from brainalign.evaluate.eeg import check_same_images
@@ -82,6 +81,6 @@ def test_mismatched_image_sets_are_refused():
     brain = synthetic_brain("synthetic")
     a = brain.eeg(1, "test", average_repetitions=False)
     b = brain.eeg(2, "test", average_repetitions=False)
-    b = b.subset(np.arange(len(b))[::-1])  # same images, other order
+    b = b.subset(np.arange(len(b))[::-1].copy())  # same images, other order
     with pytest.raises(DataError, match="different image set"):
         check_same_images({1: a, 2: b}, "EEG test images")

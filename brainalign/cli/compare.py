@@ -1,8 +1,6 @@
 """``brainalign compare MODEL... [--eeg SOURCE] [--fmri SOURCE]``: how brain-like are these models?"""
 from __future__ import annotations
 
-import sys
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -44,10 +42,16 @@ def run(args) -> int:
                           layers=args.layers, out=args.out, overwrite=args.overwrite, pretrained=args.pretrained,
                           weights=args.weights, device=args.device, batch_size=args.batch_size,
                           cache_dir=args.cache_dir, n_permutations=args.permutations, seed=args.seed,
-                          progress=args.progress, argv=["brainalign", "compare", *sys.argv[2:]])
+                          progress=args.progress, log=_log)
     print()
     print(outcome.table)
     print()
     print(f"Report: {outcome.out / 'report.md'}  (results.json, results.csv, "
           f"{', '.join(p.name for k, p in outcome.paths.items() if str(p).endswith('.png'))})")
     return 0
+
+
+def _log(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message)  # keeps progress bars intact

@@ -33,8 +33,14 @@ def run(args) -> int:
         kw["align_epochs"] = args.epochs
     settings = DemoSettings.quick(**kw) if args.quick else DemoSettings(**kw)
     outcome = run_demo(args.out, overwrite=args.overwrite, settings=settings, device=args.device,
-                       progress=args.progress, cache_dir=args.cache_dir)
+                       progress=args.progress, cache_dir=args.cache_dir, log=_log)
     print()
     for line in outcome.summary:
         print(line)
     return 0
+
+
+def _log(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message)  # keeps progress bars intact

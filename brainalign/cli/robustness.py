@@ -1,8 +1,6 @@
 """``brainalign robustness MODEL... --images SOURCE``: accuracy under FGSM/PGD attack."""
 from __future__ import annotations
 
-import sys
-
 from ..evaluate.robustness import DEFAULT_EPS
 
 
@@ -48,9 +46,15 @@ def run(args) -> int:
                        batch_size=args.batch_size, max_images=args.max_images, out=args.out,
                        overwrite=args.overwrite, pretrained=args.pretrained, device=args.device, seed=args.seed,
                        templates=args.templates, cache_dir=args.cache_dir, progress=args.progress,
-                       argv=["brainalign", "robustness", *sys.argv[2:]])
+                       log=_log)
     print()
     print(o.table)
     print()
     print(f"Report: {o.out / 'report.md'}  (results.json, results.csv, robustness.png)")
     return 0
+
+
+def _log(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message)  # keeps progress bars intact

@@ -1,8 +1,6 @@
 """``brainalign variability MODEL...``: how different are personalised models from each other?"""
 from __future__ import annotations
 
-import sys
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -31,9 +29,15 @@ def run(args) -> int:
     o = run_variability(args.models, images=args.images, layers=args.layers, out=args.out, overwrite=args.overwrite,
                         pretrained=args.pretrained, device=args.device, batch_size=args.batch_size,
                         max_images=args.max_images, seed=args.seed, progress=args.progress,
-                        argv=["brainalign", "variability", *sys.argv[2:]])
+                        log=_log)
     print()
     print(o.table)
     print()
     print(f"Report: {o.out / 'report.md'}  (results.json, results.csv, variability.png)")
     return 0
+
+
+def _log(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message)  # keeps progress bars intact

@@ -119,8 +119,8 @@ def resolve_model(text: str, *, pretrained: bool = True, weights: str | Path | N
     if "{subject" in text:
         raise ConfigError(f"MODEL {text!r} contains a {{subject}} placeholder: it needs subjects "
                           "(use resolve_model_group or pass --subjects)")
-    if "@" in text and not os.path.exists(text):
-        name, wpath = text.split("@", 1)
+    if "@" in text and not os.path.exists(text) and looks_like_path(text.split("@", 1)[1]):
+        name, wpath = text.split("@", 1)  # NAME@WEIGHTS (open_clip:NAME@TAG goes to the registry)
         model = _backbone_with_weights(name, wpath, device)
         spec, config, path, origin, lab = spec_of(model), {}, Path(wpath), "backbone", label or Path(wpath).stem
     elif looks_like_path(text) and not _is_dynamic(text):

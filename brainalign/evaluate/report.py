@@ -105,7 +105,11 @@ def significance_lines(res: EEGResult) -> list[str]:
                               for c in sig)
             lines.append(f"{s['model']} vs {s['reference']} [{s['layer']}]: significant clusters {spans}")
     if res.significance and not lines:
-        lines.append(f"no cluster-corrected significant difference vs {res.models[0]} (p<.05)")
+        n = len(res.subjects)
+        p_min = min(1.0, 2.0 / 2 ** n)  # two-sided sign flips of whole subjects
+        extra = (f"; with {n} subjects the smallest attainable p is {p_min:.3g}, so nothing can reach p<.05"
+                 if p_min >= 0.05 else "")
+        lines.append(f"no cluster-corrected significant difference vs {res.models[0]} (p<.05){extra}")
     return lines
 
 

@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from .cache import default_cache_dir
 from .image_sources import folder_labels, load_image_source
 from .model_sources import ModelSource, resolve_model
-from .outputs import prepare_output_dir, write_json
+from .outputs import prepare_output_dir
 from .robustness import DEFAULT_EPS, PixelClassifier, RobustnessCurve, parse_eps, predict_labels, robustness_curve
 
 

@@ -65,6 +65,8 @@ def open_clip_identity(spec) -> tuple[str, str]:
     if not name:
         if spec.name.startswith("open_clip:"):
             name = spec.name.split(":", 1)[1]
+            if "@" in name:  # open_clip:<model>@<tag>
+                name, tag = name.split("@", 1)
         elif spec.name in ("clip", "clip_rn101"):
             name = "RN101"
     if not name:
