@@ -54,13 +54,13 @@ class ImageSet:
         else:
             idx = np.arange(len(self))[indices] if not isinstance(indices, (list, np.ndarray)) else np.asarray(indices)
         if self.tensor is not None:
-            return self.tensor[torch.as_tensor(idx, dtype=torch.long)]
+            return self.tensor[torch.as_tensor(np.ascontiguousarray(idx), dtype=torch.long)]
         return torch.stack([_read_image(self.paths[int(i)], self.size) for i in np.atleast_1d(idx)])
 
     def subset(self, indices) -> "ImageSet":
         idx = np.asarray(indices)
         if self.tensor is not None:
-            return ImageSet(tensor=self.tensor[torch.as_tensor(idx, dtype=torch.long)], size=self.size)
+            return ImageSet(tensor=self.tensor[torch.as_tensor(np.ascontiguousarray(idx), dtype=torch.long)], size=self.size)
         return ImageSet(paths=[self.paths[int(i)] for i in idx], size=self.size)
 
     def fingerprint(self) -> str:
