@@ -138,8 +138,8 @@ def iter_features(model: nn.Module, images, layers=None, *, batch_size: int = 32
     from .models.registry import spec_of
 
     check_pooling(pooling)
-    if int(batch_size) < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     batch_size = int(batch_size)
     imgs = _as_images(images)
     n = len(imgs)
@@ -173,12 +173,30 @@ def _batches(model, imgs, tap, batch_size, pooling, preprocessing, dev, progress
                 x = imgs.load(idx).to(dev, non_blocking=True)
                 if preprocessing is not None:
                     x = preprocessing(x)
-                tap.run(x.to(in_dtype))
+                _run_batch(model, tap, x.to(in_dtype), first=start == 0, batch_size=batch_size)
                 out = {name: pool(tap.outputs[name], pooling).to("cpu", dtype) for name in tap.layers}
                 tap.clear()  # drop the device tensors before the next batch
                 yield idx, out
     finally:
         model.train(was_training)
+
+
+def _run_batch(model, tap, x: torch.Tensor, *, first: bool, batch_size: int) -> None:
+    """tap.run(x); an out-of-memory error names the batch size to lower, and a model that cannot
+    take the first batch at all (images too small, wrong size) is reported as bad input."""
+    try:
+        tap.run(x)
+    except torch.OutOfMemoryError as exc:
+        from .errors import ResourceError
+
+        raise ResourceError(f"out of memory running a batch of {x.shape[0]} images of shape {tuple(x.shape[1:])} "
+                            f"on {x.device}: lower batch_size (now {batch_size}) or use a smaller image size") from exc
+    except RuntimeError as exc:
+        if not first:  # later batches have the same shape: this is not about the input
+            raise
+        raise DataError(f"{type(model).__name__} cannot run images of shape {tuple(x.shape[1:])} (after "
+                        f"preprocessing): {str(exc).strip().splitlines()[0][:200]}; resize the images (ImageSet "
+                        "size=..., or the backbone's preprocessing) to the size the model expects") from exc
 
 
 def extract_features(model: nn.Module, images, layers=None, *, batch_size: int = 32, pooling: str = "flatten",

@@ -64,6 +64,9 @@ def resolve_layers(model: nn.Module, layers: str | Iterable[str] | None = None) 
     case-insensitively). Raises ConfigError for ``None`` on a model without a spec, and
     LayerError for unknown names.
     """
+    if not isinstance(model, nn.Module):  # e.g. a backbone name passed where a model is expected
+        raise ConfigError(f"model must be a torch nn.Module, got {type(model).__name__} {model!r:.60}; "
+                          "load a registered backbone with brainalign.load_backbone(name)")
     spec = _spec(model)
     if layers is None:
         if spec is None:

@@ -232,6 +232,11 @@ API_CASES = [
     ("weights_missing_file", lambda ws: __import__("brainalign.models.registry", fromlist=["x"]).load_backbone(
         "cornet_tiny", weights=ws / "nope.pt"), MissingWeightsError, r"nope\.pt"),
     ("pooling_unknown", lambda ws: _features(torch.rand(2, 3, 16, 16), pooling="max"), ConfigError, r"max"),
+    ("batch_size_not_int", lambda ws: _features(torch.rand(2, 3, 16, 16), batch_size="8"), ConfigError,
+     r"batch_size"),
+    ("images_too_small_for_model", lambda ws: _features(torch.rand(2, 3, 1, 1)), DataError, r"\(3, 1, 1\)"),
+    ("model_is_a_name_not_a_module", lambda ws: __import__("brainalign.features", fromlist=["x"]).extract_features(
+        "cornet_tiny", torch.rand(2, 3, 16, 16), ["V1"], progress=False), ConfigError, r"load_backbone"),
     # RDMs and statistics
     ("rdm_nan_features", lambda ws: _rsa().rdm(np.array([[0.0, 1, 2], [np.nan, 1, 0], [1, 2, 3]])), DataError,
      r"NaN|finite"),
