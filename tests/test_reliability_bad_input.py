@@ -9,7 +9,6 @@ saved aligned models, checkpoints, output folders) are compared, and no new file
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -30,8 +29,8 @@ from align_helpers import FAST, TinyNet, tiny_dataset
 class Evil:
     """Unpickling this would run code: the loaders must refuse the file, never call it."""
 
-    def __reduce__(self):
-        return (os.system, ("echo pwned > PWNED",))
+    def __reduce__(self):  # creates ./PWNED if ever unpickled
+        return (Path.touch, (Path("PWNED"),))
 
 
 def _tiny_brain():
