@@ -12,7 +12,7 @@ def register(subparsers) -> None:
                     "--pretrained (or --weights PATH); the classifier step is then skipped.")
     p.add_argument("--out", metavar="DIR", help="output folder (default: brainalign-results/demo-<time>)")
     p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out, replacing files of the same name")
-    p.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (~30 s; for smoke tests)")
+    p.add_argument("--quick", action="store_true", help="tiny data and 1 epoch: checks the pipeline quickly, too small to show the effect")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic brain and all training (default 0)")
     p.add_argument("--epochs", type=int, default=None, help="alignment epochs (default 5; --quick 2)")
     p.add_argument("--backbone", default="cornet_tiny", help="starting backbone (default cornet_tiny)")

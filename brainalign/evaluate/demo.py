@@ -44,9 +44,9 @@ class DemoSettings:
 
     @classmethod
     def quick(cls, **kw) -> "DemoSettings":
-        """A smaller run for tests and smoke checks (~30 s): fewer epochs and images."""
-        base = dict(classifier_epochs=4, align_epochs=2,
-                    synthetic={"n_train_concepts": 12, "train_images_per_concept": 6, "n_test_concepts": 8,
+        """A tiny run that checks the pipeline (tests, smoke checks): too small to show the effect."""
+        base = dict(classifier_epochs=3, align_epochs=1,
+                    synthetic={"n_train_concepts": 8, "train_images_per_concept": 4, "n_test_concepts": 6,
                                "test_images_per_concept": 3, "n_subjects": 2})
         base.update(kw)
         return cls(**base)
