@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out, replacing files of the same name")
     p.add_argument("--quick", action="store_true", help="tiny data and 1 epoch: checks the pipeline quickly, too small to show the effect")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic brain and all training (default 0)")
-    p.add_argument("--epochs", type=int, default=None, help="alignment epochs (default 5; --quick 2)")
+    p.add_argument("--epochs", type=int, default=None, help="alignment epochs (default 6; --quick 1)")
     p.add_argument("--backbone", default="cornet_tiny", help="starting backbone (default cornet_tiny)")
     p.add_argument("--pretrained", action="store_true", help="use the backbone's pretrained weights (skip the "
                                                              "classifier stand-in); needs them cached or online")
