@@ -56,3 +56,18 @@ def test_folder_labels_that_do_not_fit_the_model(tmp_path, capsys):
     code = main(["robustness", "cornet_tiny", "--no-pretrained", "--images", str(root), "--labels", "folder",
                  "--out", str(tmp_path / "o"), "--no-progress"])
     assert code == 2 and "--labels model" in capsys.readouterr().err
+
+
+def test_clip_zero_shot_robustness(tmp_path, monkeypatch):
+    """Embedding models go through the zero-shot head (5 class names here to keep it fast)."""
+    import open_clip
+
+    monkeypatch.setattr(open_clip, "IMAGENET_CLASSNAMES", ("tench", "goldfish", "shark", "cock", "hen"))
+    out = tmp_path / "clip"
+    code = main(["robustness", "clip", "--no-pretrained", "--templates", "single", "--max-images", "3",
+                 "--eps", "0,0.01", "--batch-size", "3", "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+                 "--no-progress"])
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["curves"][0]["top1"][0] == 1.0  # labels = its own zero-shot predictions
+    assert list((tmp_path / "cache" / "zero_shot").glob("*.pt"))

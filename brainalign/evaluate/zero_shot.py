@@ -102,7 +102,7 @@ def zero_shot_head(spec, *, pretrained: bool = True, templates: str = "simple",
                                   "(random text tower: accuracies are then meaningless)") from exc
     clip = clip.to(dev).eval()
     tokenizer = open_clip.get_tokenizer(name)
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: the weights take part in attacks' autograd graphs later
         weights = open_clip.build_zero_shot_classifier(clip, tokenizer, names, tmpl, num_classes_per_batch=10,
                                                        device=dev, use_tqdm=progress)
     scale = float(clip.logit_scale.detach().exp()) if hasattr(clip, "logit_scale") else 100.0
