@@ -185,3 +185,21 @@ def test_model_name_string_and_default_layers():
     net = brainalign.load_backbone("cornet_tiny", pretrained=False, device="cpu")
     res = align(net, None, ds, **{**FAST, "epochs": 1}, head_pooling="avg", val_fraction=0.25)
     assert res.config["layers"] == list(brainalign.get_backbone_spec("cornet_tiny").layers)
+
+
+def test_torchvision_model_and_embedding_spec():
+    import torchvision
+
+    from brainalign.models.registry import attach_spec
+    from brainalign.models.spec import BackboneSpec, Preprocessing
+
+    ds = tiny_dataset(size=32)
+    net = torchvision.models.resnet18(num_classes=4)
+    res = align(net, ["layer1", "layer4"], ds, **{**FAST, "epochs": 1}, head_pooling="adaptive2")
+    assert res.config["task_loss"] == "ce" and type(res.model) is type(net)
+    # an embedding backbone (e.g. CLIP's image tower) gets the cosine task loss automatically
+    emb = TinyNet(n_classes=8)
+    attach_spec(emb, BackboneSpec(name="tiny_embed", factory=lambda **kw: TinyNet(8), layers=("block2",),
+                                  preprocessing=Preprocessing(size=16), output="embedding"))
+    res = align(emb, None, ds, **{**FAST, "epochs": 1})
+    assert res.config["task_loss"] == "cosine" and res.config["layers"] == ["block2"]

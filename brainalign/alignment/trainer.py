@@ -192,9 +192,10 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
             student.eval()
         batches = epoch_batches(len(data.train_images), s.batch_size, s.seed, epoch, ctx, min_batch)
         sums = torch.zeros(5, dtype=torch.float64)  # task, mse, cont, total, n_images
-        bar = _progress(batches, s.progress and ctx.is_main, f"epoch {epoch + 1}/{s.epochs}")
-        for b, idx in enumerate(bar):
-            x = data.train_images.load(idx.numpy()).to(device, non_blocking=True)
+        bar = _progress(_prefetched(data.train_images, batches), s.progress and ctx.is_main,
+                        f"epoch {epoch + 1}/{s.epochs}", total=len(batches))
+        for b, (idx, x) in enumerate(bar):
+            x = x.to(device, non_blocking=True)
             x = preprocessing(x) if preprocessing is not None else x
             y = targets_dev[idx.to(device)]
             with autocast():
@@ -262,12 +263,28 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     return outcome
 
 
-def _progress(it, enabled: bool, desc: str):
+def _prefetched(images, batches):
+    """Yield (indices, images) while a worker thread reads the next batch (image files are
+    decoded off the training thread; in-memory image sets cost nothing extra)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        nxt = pool.submit(images.load, batches[0].numpy())
+        for i, idx in enumerate(batches):
+            x = nxt.result()
+            if i + 1 < len(batches):
+                nxt = pool.submit(images.load, batches[i + 1].numpy())
+            yield idx, x
+
+
+def _progress(it, enabled: bool, desc: str, total: int | None = None):
     if not enabled:
         return it
     from tqdm.auto import tqdm
 
-    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
+    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True, total=total)
 
 
 def _write(msg: str) -> None:
