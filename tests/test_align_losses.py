@@ -99,3 +99,22 @@ def test_task_losses():
     assert task_loss_fn("cosine", logits, 3 * logits).abs() < 1e-6
     with pytest.raises(ConfigError):
         task_loss_fn("hinge", logits, labels)
+
+
+def test_unpaired_derangement_and_batches_are_seeded():
+    from brainalign.alignment.api import _derangement
+    from brainalign.alignment.distributed import DistContext, shard
+    from brainalign.alignment.trainer import epoch_batches
+
+    perm = _derangement(50, seed=3)
+    assert sorted(perm.tolist()) == list(range(50)) and not (perm == np.arange(50)).any()
+    assert (perm == _derangement(50, seed=3)).all() and not (perm == _derangement(50, seed=4)).all()
+    ctx = DistContext()
+    b = epoch_batches(17, 8, seed=1, epoch=0, ctx=ctx, min_batch=2)
+    assert [len(x) for x in b] == [8, 9]  # a lone last image joins the previous batch
+    assert all(torch.equal(x, y) for x, y in zip(b, epoch_batches(17, 8, 1, 0, ctx, 2)))
+    assert not torch.equal(torch.cat(b), torch.cat(epoch_batches(17, 8, 1, 1, ctx, 2)))
+    # two ranks: disjoint shards covering everything (padded like DistributedSampler)
+    p = torch.randperm(9)
+    r0, r1 = shard(p, DistContext(world_size=2, rank=0)), shard(p, DistContext(world_size=2, rank=1))
+    assert len(r0) == len(r1) == 5 and set(r0.tolist()) | set(r1.tolist()) == set(range(9))

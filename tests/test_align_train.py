@@ -1,5 +1,4 @@
 """align(): results, determinism, resume, checkpoints, saved models and bad input (tiny CPU runs)."""
-import copy
 import json
 
 import numpy as np
