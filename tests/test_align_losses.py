@@ -118,3 +118,12 @@ def test_unpaired_derangement_and_batches_are_seeded():
     p = torch.randperm(9)
     r0, r1 = shard(p, DistContext(world_size=2, rank=0)), shard(p, DistContext(world_size=2, rank=1))
     assert len(r0) == len(r1) == 5 and set(r0.tolist()) | set(r1.tolist()) == set(range(9))
+
+
+def test_chunked_soft_rank_matches_direct():
+    x = torch.randn(3, 60, generator=torch.Generator().manual_seed(5), requires_grad=True)
+    direct = soft_rank(x, 0.2)
+    (g_direct,) = torch.autograd.grad((direct * torch.arange(60.0)).sum(), x)
+    chunked = soft_rank(x, 0.2, max_elements=3 * 60 * 7)  # 7 columns per chunk
+    (g_chunked,) = torch.autograd.grad((chunked * torch.arange(60.0)).sum(), x)
+    assert torch.allclose(direct, chunked, atol=1e-5) and torch.allclose(g_direct, g_chunked, atol=1e-5)

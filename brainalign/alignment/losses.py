@@ -19,22 +19,37 @@ TASK_LOSSES = ("auto", "ce", "kl", "cosine", "none")
 DEFAULT_RANK_TEMPERATURE = 0.1
 
 
-def soft_rank(x: torch.Tensor, temperature: float = DEFAULT_RANK_TEMPERATURE) -> torch.Tensor:
+def _sigmoid_rank_sum(z: torch.Tensor, zc: torch.Tensor, temperature: float) -> torch.Tensor:
+    """sum_j sigmoid((z_i - zc_j) / temperature) over the columns zc: (b, d), (b, c) -> (b, d)."""
+    return torch.sigmoid((z.unsqueeze(-1) - zc.unsqueeze(-2)) / temperature).sum(-1)
+
+
+def soft_rank(x: torch.Tensor, temperature: float = DEFAULT_RANK_TEMPERATURE,
+              max_elements: int = 2**25) -> torch.Tensor:
     """Differentiable ranks along the last dimension (1-based, like exact ranks).
 
     rank_i = 1 + sum_{j != i} sigmoid((z_i - z_j) / temperature), where z is x standardised
     per row, so ``temperature`` is in units of the row's standard deviation and the result
     does not depend on the scale of x. As temperature -> 0 this tends to the exact rank.
-    Memory is O(b * d * d): fine for EEG (d = 340) and ROI-sized fMRI targets.
+    The pairwise (b, d, d) term is fine for EEG (d = 340) and ROI-sized fMRI; above
+    ``max_elements`` it is computed in column chunks recomputed in the backward pass
+    (activation checkpointing), so memory stays O(max_elements) for many voxels.
 
     x: (b, d) -> (b, d).
     """
     if temperature <= 0:
         raise ConfigError(f"rank_temperature must be > 0, got {temperature}")
     z = (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-8)
-    diff = (z.unsqueeze(-1) - z.unsqueeze(-2)) / temperature  # (b, d, d): z_i - z_j
+    b, d = z.shape
     # the diagonal contributes sigmoid(0) = 0.5 per row; +0.5 makes ranks start at 1
-    return torch.sigmoid(diff).sum(-1) + 0.5
+    if b * d * d <= max_elements:
+        return _sigmoid_rank_sum(z, z, temperature) + 0.5
+    from torch.utils.checkpoint import checkpoint
+
+    step = max(1, max_elements // (b * d))
+    total = sum(checkpoint(_sigmoid_rank_sum, z, z[:, s:s + step], temperature, use_reentrant=False)
+                for s in range(0, d, step))
+    return total + 0.5
 
 
 def exact_rank(x: torch.Tensor) -> torch.Tensor:
