@@ -36,9 +36,10 @@ def _walk_tensors(obj: Any, prefix: str = ""):
             yield from _walk_tensors(v, f"{prefix}/{i}")
 
 
-def payload_sha256(obj: Any) -> str:
-    """sha256 over every tensor's key, dtype, shape and bytes (nested dicts/lists)."""
-    h = hashlib.sha256()
+def payload_sha256(obj: Any, text: str = "") -> str:
+    """sha256 over every tensor's key, dtype, shape and bytes (nested dicts/lists), plus ``text``
+    (the JSON metadata stored beside the tensors, so a damaged config is caught too)."""
+    h = hashlib.sha256(text.encode())
     for key, t in _walk_tensors(obj):
         t = t.detach().cpu().contiguous()
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}\n".encode())
@@ -91,10 +92,24 @@ def checked_load(path: str | Path, expected_format: str, map_location="cpu") -> 
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(f"{path} is not a {expected_format} file (found {found!r}); "
                               "check that the path points to the right file")
-    if payload_sha256(obj["payload"]) != obj.get("sha256"):
+    if payload_sha256(obj["payload"], _meta_text(obj)) != obj.get("sha256"):
         raise CheckpointError(f"{path} is corrupted: its content hash does not match the stored "
                               "sha256; delete it (or restore a copy) and rerun")
     return obj
+
+
+def _meta_text(obj: dict) -> str:
+    """The non-tensor fields of a stored dict, canonically serialised (covered by its sha256)."""
+    meta = {k: v for k, v in obj.items() if k not in ("payload", "sha256")}
+    return json.dumps(meta, sort_keys=True, default=str)
+
+
+def _json(text: str, path, what: str):
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} is corrupted: its stored {what} is not valid JSON ({exc}); "
+                              "save or train it again") from exc
 
 
 # --- RNG state as tensors --------------------------------------------------------------
@@ -140,8 +155,8 @@ def save_checkpoint(path: str | Path, *, fingerprint: str, backbone: str, epoch:
                "rng": rng_state(), "best_model": best.get("model") or {}, "best_head": best.get("head") or {}}
     obj = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "backbone": backbone,
            "epoch": int(epoch), "history_json": json.dumps(history), "config_json": json.dumps(config),
-           "best_epoch": int(best["epoch"]), "best_score": float(best["score"]),
-           "payload": payload, "sha256": payload_sha256(payload)}
+           "best_epoch": int(best["epoch"]), "best_score": float(best["score"]), "payload": payload}
+    obj["sha256"] = payload_sha256(payload, _meta_text(obj))
     atomic_save(obj, path)
 
 
@@ -152,14 +167,14 @@ def load_checkpoint(path: str | Path, *, fingerprint: str, backbone: str) -> dic
         raise CheckpointError(f"{path} belongs to backbone {obj['backbone']!r}, not {backbone!r}; "
                               "use a new out_dir or the matching backbone")
     if obj["fingerprint"] != fingerprint:
-        old = json.loads(obj["config_json"]).get("fingerprint_inputs", {})
+        old = _json(obj["config_json"], path, "config").get("fingerprint_inputs", {})
         new = _current_inputs.get(fingerprint, {})
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         what = f" (differs in: {', '.join(diff)})" if diff else ""
         raise CheckpointError(f"{path} was written by a run with other settings, data or starting "
                               f"weights{what}; use a new out_dir or the matching settings to resume")
-    obj["history"] = json.loads(obj.pop("history_json"))
-    obj["config"] = json.loads(obj.pop("config_json"))
+    obj["history"] = _json(obj.pop("history_json"), path, "history")
+    obj["config"] = _json(obj.pop("config_json"), path, "config")
     return obj
 
 
@@ -184,20 +199,21 @@ def save_aligned_file(path: str | Path, model_state: dict, head_state: dict, con
     """Write weights + head + JSON config (``.pt`` via torch.save, or ``.safetensors``)."""
     path = Path(path)
     payload = {"model": _plain_state(model_state), "head": _plain_state(head_state)}
-    sha = payload_sha256(payload)
+    config_json = json.dumps(config)
     if path.suffix == ".safetensors":
+        sha = payload_sha256(payload, config_json)
         from safetensors.torch import save_file
 
         flat = {f"model.{k}": v for k, v in payload["model"].items()}
         flat.update({f"head.{k}": v for k, v in payload["head"].items()})
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(flat, str(tmp), metadata={"format": ALIGNED_FORMAT, "config": json.dumps(config),
-                                           "sha256": sha})
+        save_file(flat, str(tmp), metadata={"format": ALIGNED_FORMAT, "config": config_json, "sha256": sha})
         os.replace(tmp, path)
     else:
-        atomic_save({"format": ALIGNED_FORMAT, "config_json": json.dumps(config), "payload": payload,
-                     "sha256": sha}, path)
+        obj = {"format": ALIGNED_FORMAT, "config_json": config_json, "payload": payload}
+        obj["sha256"] = payload_sha256(payload, _meta_text(obj))
+        atomic_save(obj, path)
     return path
 
 
@@ -220,8 +236,8 @@ def load_aligned_file(path: str | Path) -> tuple[dict, dict, dict]:
             raise CheckpointError(f"{path} is not a {ALIGNED_FORMAT} file; check the path")
         payload = {"model": {k[6:]: v for k, v in flat.items() if k.startswith("model.")},
                    "head": {k[5:]: v for k, v in flat.items() if k.startswith("head.")}}
-        if payload_sha256(payload) != meta.get("sha256"):
+        if payload_sha256(payload, meta.get("config", "")) != meta.get("sha256"):
             raise CheckpointError(f"{path} is corrupted: its content hash does not match the stored sha256")
-        return payload["model"], payload["head"], json.loads(meta["config"])
+        return payload["model"], payload["head"], _json(meta["config"], path, "config")
     obj = checked_load(path, ALIGNED_FORMAT)
-    return obj["payload"]["model"], obj["payload"]["head"], json.loads(obj["config_json"])
+    return obj["payload"]["model"], obj["payload"]["head"], _json(obj["config_json"], path, "config")
