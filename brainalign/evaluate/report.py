@@ -56,8 +56,14 @@ def _md_table(headers, rows) -> str:
     return "\n".join(out)
 
 
+PAPER_WINDOW_MS = (50.0, 200.0)  # ReAlnet's summary window
+
+
 def eeg_rows(res: EEGResult, window_ms=None) -> tuple[list[str], list[list]]:
-    window_ms = window_ms or (float(res.times_ms[0]), float(res.times_ms[-1]))
+    t = res.times_ms
+    if window_ms is None:  # the paper's 50-200 ms when the recording covers it, else everything
+        lo, hi = max(PAPER_WINDOW_MS[0], float(t[0])), min(PAPER_WINDOW_MS[1], float(t[-1]))
+        window_ms = (lo, hi) if hi > lo else (float(t[0]), float(t[-1]))
     headers = ["model", "layer", "peak ρ", "peak (ms)", f"mean ρ {window_ms[0]:.0f}-{window_ms[1]:.0f} ms"]
     rows = [[r["model"], r["layer"], f"{r['peak']:.3f}", f"{r['peak_ms']:.0f}", _fmt(r["window_mean"], r["window_sem"])]
             for r in res.summary(window_ms)]
