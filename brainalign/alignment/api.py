@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..seeding import numpy_rng, seed_everything
 from . import distributed
-from .checkpoint import fingerprint, load_aligned_file, save_aligned_file, state_sha256
+from .checkpoint import fingerprint, load_aligned_file, load_checkpoint, save_aligned_file, state_sha256
 from .head import EncoderHead, probe_layer_shapes
 from .losses import DEFAULT_RANK_TEMPERATURE, check_targets_rankable
 from .teacher import cached_teacher_targets, compute_teacher_targets, model_output, resolve_task_loss
@@ -175,13 +175,18 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
     names = ds.stimulus_ids if ds.stimulus_ids is not None else np.arange(len(ds))
     check_targets_rankable(ds.targets(), names=[f"{n} (index {i})" for i, n in enumerate(names)])
 
-    ctx = distributed.setup(device)
-    device = ctx.device
     out_dir = Path(out_dir) if out_dir is not None else None
     ckpt = out_dir / "checkpoint.pt" if out_dir is not None else None
     if ckpt is not None and ckpt.exists() and not resume:
         raise OutputExistsError(f"{ckpt} exists: pass resume=True (--resume) to continue that run, or "
                                 "use a new out_dir")
+    if out_dir is not None:
+        blocker = next((p for p in [out_dir, *out_dir.parents] if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise ConfigError(f"out_dir {out_dir} cannot be created: {blocker} is a file, not a folder; "
+                              "choose another out_dir")
+    ctx = distributed.setup(device)
+    device = ctx.device
     try:
         return _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing, dict(
             beta=float(beta), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), optimizer=optimizer,
@@ -250,6 +255,10 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
                  "n_targets": ds.n_targets, "task_kind": task_kind, "world_size": ctx.world_size,
                  **{k: v for k, v in settings.items() if k != "epochs"}}
     fp = fingerprint(fp_inputs)
+    # check a checkpoint to resume before anything is written to its folder (teacher caches)
+    resume_state = None
+    if resume and out_dir is not None and (out_dir / "checkpoint.pt").is_file():
+        resume_state = load_checkpoint(out_dir / "checkpoint.pt", fingerprint=fp, backbone=backbone_name)
 
     seed_everything(seed)  # the head's initialisation (and any dropout) follows the seed
     shapes = probe_layer_shapes(student, layers, image_hw, device, preprocessing)
@@ -293,7 +302,7 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
                        task_kind=task_kind, amp=settings["amp"], progress=progress,
                        train_backbone=settings["train_backbone"])
     outcome = train(student, head, layers, data, ts, preprocessing=preprocessing, ctx=ctx, out_dir=out_dir,
-                    resume=resume, fingerprint=fp, backbone_name=backbone_name, config=config)
+                    resume_state=resume_state, fingerprint=fp, backbone_name=backbone_name, config=config)
     config["best_epoch"] = outcome.best_epoch
     config["epochs_done"] = len(outcome.history)
     student.eval()

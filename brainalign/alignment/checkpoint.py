@@ -2,8 +2,9 @@
 
 Everything is stored as tensors and plain Python types so it loads with
 ``torch.load(weights_only=True)``: nothing arbitrary is ever unpickled. A sha256 of the
-tensor payload is stored next to it, so a truncated or altered file is detected even when
-the container still parses.
+tensor payload (``sha256``) and one of the JSON metadata (``meta_sha256``: config, history,
+settings) are stored next to them, so a truncated or altered file is detected even when the
+container still parses (torch.load does not check the zip CRC).
 """
 from __future__ import annotations
 
@@ -37,8 +38,7 @@ def _walk_tensors(obj: Any, prefix: str = ""):
 
 
 def payload_sha256(obj: Any, text: str = "") -> str:
-    """sha256 over every tensor's key, dtype, shape and bytes (nested dicts/lists), plus ``text``
-    (the JSON metadata stored beside the tensors, so a damaged config is caught too)."""
+    """sha256 over ``text`` and every tensor's key, dtype, shape and bytes (nested dicts/lists)."""
     h = hashlib.sha256(text.encode())
     for key, t in _walk_tensors(obj):
         t = t.detach().cpu().contiguous()
@@ -92,16 +92,31 @@ def checked_load(path: str | Path, expected_format: str, map_location="cpu") -> 
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(f"{path} is not a {expected_format} file (found {found!r}); "
                               "check that the path points to the right file")
-    if payload_sha256(obj["payload"], _meta_text(obj)) != obj.get("sha256"):
+    if payload_sha256(obj["payload"]) != obj.get("sha256"):
         raise CheckpointError(f"{path} is corrupted: its content hash does not match the stored "
                               "sha256; delete it (or restore a copy) and rerun")
+    meta = _meta_text(obj)
+    if set(obj) - {"format", "payload", "sha256", "meta_sha256"} and obj.get("meta_sha256") != _text_sha256(meta):
+        raise CheckpointError(f"{path} is corrupted: its stored settings/config do not match their sha256; "
+                              "delete it (or restore a copy) and rerun")
     return obj
 
 
 def _meta_text(obj: dict) -> str:
-    """The non-tensor fields of a stored dict, canonically serialised (covered by its sha256)."""
-    meta = {k: v for k, v in obj.items() if k not in ("payload", "sha256")}
+    """The non-tensor fields of a stored dict, canonically serialised (covered by meta_sha256)."""
+    meta = {k: v for k, v in obj.items() if k not in ("payload", "sha256", "meta_sha256")}
     return json.dumps(meta, sort_keys=True, default=str)
+
+
+def _text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _seal(obj: dict) -> dict:
+    """Add the payload's sha256 and the metadata's meta_sha256 to a dict about to be saved."""
+    obj["sha256"] = payload_sha256(obj["payload"])
+    obj["meta_sha256"] = _text_sha256(_meta_text(obj))
+    return obj
 
 
 def _json(text: str, path, what: str):
@@ -156,8 +171,7 @@ def save_checkpoint(path: str | Path, *, fingerprint: str, backbone: str, epoch:
     obj = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "backbone": backbone,
            "epoch": int(epoch), "history_json": json.dumps(history), "config_json": json.dumps(config),
            "best_epoch": int(best["epoch"]), "best_score": float(best["score"]), "payload": payload}
-    obj["sha256"] = payload_sha256(payload, _meta_text(obj))
-    atomic_save(obj, path)
+    atomic_save(_seal(obj), path)
 
 
 def load_checkpoint(path: str | Path, *, fingerprint: str, backbone: str) -> dict:
@@ -201,19 +215,18 @@ def save_aligned_file(path: str | Path, model_state: dict, head_state: dict, con
     payload = {"model": _plain_state(model_state), "head": _plain_state(head_state)}
     config_json = json.dumps(config)
     if path.suffix == ".safetensors":
-        sha = payload_sha256(payload, config_json)
         from safetensors.torch import save_file
 
         flat = {f"model.{k}": v for k, v in payload["model"].items()}
         flat.update({f"head.{k}": v for k, v in payload["head"].items()})
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(flat, str(tmp), metadata={"format": ALIGNED_FORMAT, "config": config_json, "sha256": sha})
+        save_file(flat, str(tmp), metadata={"format": ALIGNED_FORMAT, "config": config_json,
+                                           "sha256": payload_sha256(payload),
+                                           "meta_sha256": _text_sha256(config_json)})
         os.replace(tmp, path)
     else:
-        obj = {"format": ALIGNED_FORMAT, "config_json": config_json, "payload": payload}
-        obj["sha256"] = payload_sha256(payload, _meta_text(obj))
-        atomic_save(obj, path)
+        atomic_save(_seal({"format": ALIGNED_FORMAT, "config_json": config_json, "payload": payload}), path)
     return path
 
 
@@ -236,8 +249,10 @@ def load_aligned_file(path: str | Path) -> tuple[dict, dict, dict]:
             raise CheckpointError(f"{path} is not a {ALIGNED_FORMAT} file; check the path")
         payload = {"model": {k[6:]: v for k, v in flat.items() if k.startswith("model.")},
                    "head": {k[5:]: v for k, v in flat.items() if k.startswith("head.")}}
-        if payload_sha256(payload, meta.get("config", "")) != meta.get("sha256"):
+        if payload_sha256(payload) != meta.get("sha256"):
             raise CheckpointError(f"{path} is corrupted: its content hash does not match the stored sha256")
+        if _text_sha256(meta.get("config", "")) != meta.get("meta_sha256"):
+            raise CheckpointError(f"{path} is corrupted: its stored config does not match its sha256")
         return payload["model"], payload["head"], _json(meta["config"], path, "config")
     obj = checked_load(path, ALIGNED_FORMAT)
     return obj["payload"]["model"], obj["payload"]["head"], _json(obj["config_json"], path, "config")

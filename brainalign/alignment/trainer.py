@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import ConfigError, TrainingError
 from ..taps import LayerTap
 from . import distributed
-from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import save_checkpoint, set_rng_state
 from .losses import contrastive_loss, spearman_rows, task_agreement, task_loss_fn
 from .teacher import model_output
 
@@ -151,9 +151,12 @@ def evaluate(module: AlignModule, images, targets: torch.Tensor, teacher: torch.
 
 
 def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainData, s: TrainSettings, *,
-          preprocessing, ctx, out_dir: Path | None, resume: bool, fingerprint: str, backbone_name: str,
-          config: dict) -> TrainOutcome:
-    """Train ``student`` and ``head`` in place; on return they hold the best epoch's weights."""
+          preprocessing, ctx, out_dir: Path | None, resume_state: dict | None, fingerprint: str,
+          backbone_name: str, config: dict) -> TrainOutcome:
+    """Train ``student`` and ``head`` in place; on return they hold the best epoch's weights.
+
+    ``resume_state``: a checkpoint from :func:`~.checkpoint.load_checkpoint` to continue from.
+    """
     device = ctx.device
     module = AlignModule(student, head, layers).to(device)
     grad_flags = [p.requires_grad for p in student.parameters()]
@@ -167,8 +170,8 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
 
     outcome = TrainOutcome()
     best = {"epoch": 0, "score": -math.inf, "model": None, "head": None}
-    if ckpt_path is not None and resume and ckpt_path.is_file():
-        ck = load_checkpoint(ckpt_path, fingerprint=fingerprint, backbone=backbone_name)
+    if resume_state is not None:
+        ck = resume_state
         p = ck["payload"]
         student.load_state_dict(p["model"])
         head.load_state_dict(p["head"])
