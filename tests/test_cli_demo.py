@@ -76,3 +76,16 @@ def test_personalised_model_for_the_wrong_subject_is_refused(demo_dir, tmp_path,
                  "--out", str(tmp_path / "c"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "aligned to subject 1" in err and "Traceback" not in err
+
+
+def test_compare_personalised_template(demo_dir, tmp_path):
+    models = demo_dir / "models"
+    out = tmp_path / "cmp"
+    code = main(["compare", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "aligned_sub-{subject:02d}"),
+                 "--subjects", "1,2", "--eeg", "synthetic", "--out", str(out), "--no-progress"])
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["eeg"]["models"] == ["unaligned", "aligned_sub-XX"]
+    per_subject = res["meta"]["models"][1]["personalised"]
+    assert [per_subject[s]["path"].split("/")[-2] for s in ("1", "2")] == ["aligned_sub-01", "aligned_sub-02"]
+    assert res["fmri"] is None  # only --eeg was given

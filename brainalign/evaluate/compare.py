@@ -27,7 +27,7 @@ class CompareOutcome:
     table: str = ""
 
 
-def check_models_vs_data(entries: Sequence[ModelEntry], subjects: Sequence, eeg_source, fmri_source) -> None:
+def check_models_vs_data(entries: Sequence[ModelEntry], subjects: Sequence) -> None:
     """Refuse comparisons that do not make sense for the data given.
 
     * a personalised model aligned to subject A used as subject B's model;
@@ -81,7 +81,7 @@ def run_compare(models: Sequence[str], *, eeg: str | None = None, fmri: str | No
     log(f"Loading models: {', '.join(models)}")
     entries = resolve_entries(models, all_subjects, pretrained=pretrained, weights=weights, layers=layers,
                               device=device)
-    check_models_vs_data(entries, all_subjects, eeg, fmri)
+    check_models_vs_data(entries, all_subjects)
     meta = {"eeg_source": eeg, "fmri_source": fmri, "synthetic": syn is not None,
             "subjects": all_subjects, "model_args": list(models), "pretrained": pretrained,
             "models": [e.describe() for e in entries], "seed": seed}
