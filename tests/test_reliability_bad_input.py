@@ -283,12 +283,7 @@ API_CASES = [
 ]
 
 # Known defects in areas this suite may not edit: strict xfail so a fix is noticed.
-API_XFAIL: dict[str, str] = {
-    "resume_other_settings": "alignment/api.py: the teacher caches of the run folder (teacher_*.pt) are "
-                             "recomputed and overwritten before train() compares the checkpoint's fingerprint",
-    "align_out_dir_under_a_file": "alignment: out_dir below a plain file raises NotADirectoryError (a "
-                                  "traceback) from the teacher cache write instead of a BrainAlignError",
-}
+API_XFAIL: dict[str, str] = {}
 
 
 def _api_params():
