@@ -31,6 +31,7 @@ _LAZY = {
     "align": "brainalign.alignment",
     "load_aligned": "brainalign.alignment",
     "AlignResult": "brainalign.alignment",
+    "save_aligned": "brainalign.alignment",
     "NeuralDataset": "brainalign.data.dataset",
     "ImageSet": "brainalign.data.images",
 }

@@ -126,3 +126,25 @@ def test_streamed_rdm_equals_in_memory_rdm_under_a_tight_budget(tmp_path, monkey
     full = extract_features(net, images, ["2"], batch_size=8, progress=False)["2"]
     np.testing.assert_allclose(streamed.vectors, rdm(full).vectors, atol=1e-10)
     assert peak <= 8 * 384 * 4  # one batch at a time
+
+
+def test_rdm_accumulator_refuses_an_rdm_larger_than_the_budget(monkeypatch):
+    from brainalign.errors import ResourceError
+    from brainalign.rsa import RDMAccumulator
+
+    monkeypatch.setenv("BRAINALIGN_MEMORY_LIMIT", "1MB")
+    with pytest.raises(ResourceError, match="RDM of 1000 images"):
+        RDMAccumulator(1000)
+    RDMAccumulator(100)  # 120 kB fits
+
+
+def test_align_refuses_a_head_larger_than_the_budget_before_training(monkeypatch, tmp_path):
+    import brainalign
+    from brainalign.errors import ResourceError
+
+    from align_helpers import TinyNet, tiny_dataset
+
+    monkeypatch.setenv("BRAINALIGN_MEMORY_LIMIT", "10kB")
+    with pytest.raises(ResourceError, match="head_pooling='avg'"):
+        brainalign.align(TinyNet(), ["block1", "block2"], tiny_dataset(), epochs=1, out_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
+from ..resources import check_memory
 from ..seeding import numpy_rng, seed_everything
 from . import distributed
 from .checkpoint import fingerprint, load_aligned_file, load_checkpoint, save_aligned_file, state_sha256
@@ -262,7 +263,13 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
 
     seed_everything(seed)  # the head's initialisation (and any dropout) follows the seed
     shapes = probe_layer_shapes(student, layers, image_hw, device, preprocessing)
-    head = EncoderHead(shapes, ds.n_targets, settings["head_hidden"], settings["head_pooling"]).to(device)
+    head = EncoderHead(shapes, ds.n_targets, settings["head_hidden"], settings["head_pooling"])
+    # weights, gradients, Adam's two moments and the kept best-epoch copy: 5 float32 copies
+    n_head = sum(p.numel() for p in head.parameters())
+    check_memory(5 * 4.0 * n_head, f"the encoder head ({n_head / 1e6:.1f} M parameters on layers "
+                 f"{', '.join(layers)})", "use head_pooling='avg' or 'adaptive2' (or per layer), fewer "
+                 "layers, or a smaller head_hidden")
+    head = head.to(device)
 
     # teacher targets: once per image, starting weights, eval mode, cached in the run folder
     def teacher_for(images, name):

@@ -24,6 +24,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, DataError
+from ..resources import check_memory
 from .rdms import RDMs, triu_indices
 
 __all__ = ["rdm", "RDMAccumulator", "METHODS"]
@@ -220,6 +221,9 @@ class RDMAccumulator:
         if int(n_images) < 2:
             raise ConfigError(f"n_images must be >= 2, got {n_images}")
         self.n_images = int(n_images)
+        # the float64 Gram matrix plus the float64 result vector
+        check_memory(12.0 * self.n_images**2, f"an RDM of {self.n_images} images",
+                     "compute RDMs on fewer images (a subset of the stimuli)")
         self.method = _check_method(method)
         self.max_memory_bytes = int(max_memory_bytes)
         self.tmp_dir = tmp_dir
