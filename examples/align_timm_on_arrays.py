@@ -28,6 +28,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--beta", type=float, default=100.0)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--head-pooling", default="adaptive4",
+                    help="pooling before each layer encoder: 'flatten' is the paper's, but at 224 px an early "
+                         "layer then needs a ~100M-parameter Linear; 'adaptive4' (default here) keeps it small")
     ap.add_argument("--out", default=None, help="folder for the run (checkpoint, aligned.pt)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -53,7 +56,8 @@ def main() -> None:
 
     model = brainalign.load_backbone(args.model, pretrained=args.pretrained, device=args.device)
     result = brainalign.align(model, args.layers, eeg=train, epochs=args.epochs, lr=args.lr, beta=args.beta,
-                              batch_size=args.batch_size, seed=args.seed, device=args.device, out_dir=args.out)
+                              batch_size=args.batch_size, seed=args.seed, device=args.device, out_dir=args.out,
+                              head_pooling=args.head_pooling)
     print("history:", [{k: round(v, 4) for k, v in h.items() if isinstance(v, float)} for h in result.history])
 
     # held-out RSA: each layer's RDM vs the RDM of the held-out responses (1 - Pearson both)
