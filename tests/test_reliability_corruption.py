@@ -126,8 +126,6 @@ def test_damaged_decoding_cache_entry_is_reported_and_recomputed(tmp_path, damag
         assert subject_decoding_rdms(ds, cache_dir=tmp_path)[2]
 
 
-@pytest.mark.xfail(strict=True, reason="evaluate/cache.py: an entry does not store its own key, so a valid "
-                   "entry copied or restored under another key's file name passes the checksum and is served")
 def test_cache_entry_under_the_wrong_key_is_not_served(tmp_path):
     a, b = _eeg(seed=0), _eeg(seed=1)
     rdms_a = subject_decoding_rdms(a, cache_dir=tmp_path)[0]

@@ -163,8 +163,6 @@ def test_compare_results_record_versions_settings_and_repeat(tmp_path):
     assert {"engine", "n_pseudo", "n_folds", "n_permutations"} <= set(settings["decoding"])
 
 
-@pytest.mark.xfail(strict=True, reason="cli/compare.py passes sys.argv[2:] as the recorded command, not the "
-                   "argv given to brainalign.cli.main(), so in-process runs record the wrong command")
 def test_cli_records_the_command_it_was_given(tmp_path, monkeypatch):
     from brainalign.cli import main
     from brainalign.data.synthetic import SyntheticBrain

@@ -42,7 +42,7 @@ def run(args) -> int:
                           layers=args.layers, out=args.out, overwrite=args.overwrite, pretrained=args.pretrained,
                           weights=args.weights, device=args.device, batch_size=args.batch_size,
                           cache_dir=args.cache_dir, n_permutations=args.permutations, seed=args.seed,
-                          progress=args.progress, log=_log)
+                          progress=args.progress, log=_log, argv=["brainalign", *args.argv])
     print()
     print(outcome.table)
     print()

@@ -46,7 +46,7 @@ def run(args) -> int:
                        batch_size=args.batch_size, max_images=args.max_images, out=args.out,
                        overwrite=args.overwrite, pretrained=args.pretrained, device=args.device, seed=args.seed,
                        templates=args.templates, cache_dir=args.cache_dir, progress=args.progress,
-                       log=_log)
+                       log=_log, argv=["brainalign", *args.argv])
     print()
     print(o.table)
     print()

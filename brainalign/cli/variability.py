@@ -29,7 +29,7 @@ def run(args) -> int:
     o = run_variability(args.models, images=args.images, layers=args.layers, out=args.out, overwrite=args.overwrite,
                         pretrained=args.pretrained, device=args.device, batch_size=args.batch_size,
                         max_images=args.max_images, seed=args.seed, progress=args.progress,
-                        log=_log)
+                        log=_log, argv=["brainalign", *args.argv])
     print()
     print(o.table)
     print()

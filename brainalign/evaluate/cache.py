@@ -46,16 +46,20 @@ def _payload_hash(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` to an .npz (atomically) with their payload hash."""
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], key: str = "") -> Path:
+    """Write ``arrays`` to an .npz (atomically) with their payload hash and cache ``key``."""
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     buf = io.BytesIO()
-    np.savez(buf, __sha256__=np.array(_payload_hash(arrays)), **arrays)
+    np.savez(buf, __sha256__=np.array(_payload_hash(arrays)), __key__=np.array(key), **arrays)
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_arrays(path: str | Path) -> dict[str, np.ndarray] | None:
-    """The arrays of a cache entry, or None (with a warning) if it is missing or corrupted."""
+def load_arrays(path: str | Path, key: str | None = None) -> dict[str, np.ndarray] | None:
+    """The arrays of a cache entry, or None (with a warning) if it is missing or corrupted.
+
+    With ``key``, an entry stored under another key (a file copied or restored by hand) is
+    treated as corrupted too, so it can never serve another input's results.
+    """
     path = Path(path)
     if not path.is_file():
         return None
@@ -63,11 +67,15 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray] | None:
         with np.load(path, allow_pickle=False) as z:  # our own files; never unpickle
             arrays = {k: z[k] for k in z.files}
         stored = str(arrays.pop("__sha256__"))
+        stored_key = str(arrays.pop("__key__", ""))
     except Exception as exc:  # truncated zip, bad header, missing hash ...
         warnings.warn(f"cache entry {path} is unreadable ({type(exc).__name__}); recomputing it")
         return None
     if _payload_hash(arrays) != stored:
         warnings.warn(f"cache entry {path} failed its checksum (corrupted); recomputing it")
+        return None
+    if key is not None and stored_key != key:
+        warnings.warn(f"cache entry {path} belongs to another input (key {stored_key or 'missing'}); recomputing it")
         return None
     return arrays
 
@@ -80,9 +88,9 @@ def cached_arrays(cache_dir: str | Path | None, kind: str, key: str, compute) ->
     if cache_dir is None:
         return compute(), False
     path = Path(cache_dir) / kind / f"{key}.npz"
-    arrays = load_arrays(path)
+    arrays = load_arrays(path, key)
     if arrays is not None:
         return arrays, True
     arrays = compute()
-    save_arrays(path, arrays)
+    save_arrays(path, arrays, key)
     return arrays, False
