@@ -162,3 +162,14 @@ def test_zero_shot_head_small(tmp_path):
     assert list((tmp_path / "zero_shot").glob("*.pt"))  # cached for the next run
     with pytest.raises(BrainAlignError):
         open_clip_identity(BackboneSpec(name="mynet", factory=lambda **k: None, layers=("x",), output="embedding"))
+
+
+def test_default_subjects_of_a_things_root_are_the_subjects_it_holds(tmp_path):
+    from brainalign.data.synthetic import SyntheticBrain
+    from brainalign.evaluate.data_sources import default_subjects
+
+    SyntheticBrain(n_train_concepts=2, n_test_concepts=2, train_images_per_concept=2, test_images_per_concept=2,
+                   image_size=16, n_subjects=2, n_times=50, n_repetitions_train=2,
+                   n_repetitions_test=4).write_things_eeg2(tmp_path / "eeg")
+    assert default_subjects(f"things-eeg2:{tmp_path / 'eeg'}") == [1, 2]
+    assert default_subjects(str(tmp_path / "eeg")) == [1, 2]

@@ -61,8 +61,12 @@ def default_subjects(source: str | None, brain=None) -> list[int]:
     if is_synthetic(source):
         brain = brain or synthetic_brain(source)
         return list(range(1, brain.config.n_subjects + 1))
-    prefix = str(source).split(":", 1)[0].lower()
-    return DEFAULT_SUBJECTS.get(prefix, [1])
+    from ..data.things_eeg2 import find_subjects
+
+    prefix, _, rest = str(source).partition(":")
+    # a THINGS-EEG2 root: the subjects actually there, not the release's 1-10
+    found = find_subjects(rest if prefix.lower() == "things-eeg2" else str(source))
+    return found or DEFAULT_SUBJECTS.get(prefix.lower(), [1])
 
 
 def load_eeg_subjects(source: str | None, subjects: list | None, *, brain=None) -> dict:
