@@ -98,3 +98,9 @@ def test_cli_bad_arguments_are_one_line_exit_2(capsys):
     assert main(["no-such-command"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("brainalign: error:")
+
+
+@pytest.mark.parametrize("scale, shift", [(255.0, 0.0), (1.0, -0.5)])
+def test_imageset_refuses_float_images_outside_unit_range(scale, shift):
+    with pytest.raises(DataError, match=r"must be in \[0, 1\]"):
+        ImageSet.from_array(np.random.default_rng(0).random((2, 3, 4, 4)) * scale + shift)

@@ -92,6 +92,11 @@ def _as_float_tensor(images) -> torch.Tensor:
     t = t.float().contiguous()
     if not torch.isfinite(t).all():
         raise DataError("images contain NaN or Inf values")
+    lo, hi = (float(t.min()), float(t.max())) if t.numel() else (0.0, 0.0)
+    if lo < -1e-3 or hi > 1 + 1e-3:  # 0-255 floats or already-normalised images
+        raise DataError(f"float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}]: divide 0-255 "
+                        "images by 255 (or pass uint8), and pass images before mean/std normalisation "
+                        "(each backbone normalises them itself)")
     return t
 
 
