@@ -91,15 +91,60 @@ def rsa_curve(model_rdm, rdms) -> np.ndarray:
     return np.array([spearmanr(model_rdm, r)[0] for r in rdms])
 
 
+def align_check(model, layers, brain, norm, n_cls, epochs, seed, beta=10.0) -> dict[str, np.ndarray]:
+    """Fine-tune a copy of ``model`` with CE (its own labels) + beta * MSE to subject 1's training EEG
+    (beta=0: the control that only keeps training the classifier for as long).
+
+    A minimal stand-in for the real alignment: pooled layer features -> Linear -> 17x20 EEG.
+    Returns the tuned model's test-image activations.
+    """
+    import copy
+
+    mu, sd = norm
+    tuned = copy.deepcopy(model)
+    eeg = brain.eeg(1, "training")
+    x, y = brain.image_tensor("training"), torch.as_tensor(brain.labels("training"))
+    target = torch.as_tensor(eeg.targets())
+    mods = dict(tuned.named_children())
+    feats = {}
+    hooks = [mods[n].register_forward_hook(lambda m, i, o, n=n: feats.__setitem__(n, o)) for n in layers]
+    with torch.no_grad():
+        tuned((x[:2] - mu) / sd)
+    # ReAlnet-style head: flattened layer -> Linear(., 128) + ReLU per layer, concatenated -> EEG.
+    enc = nn.ModuleDict({n: nn.Sequential(nn.Flatten(), nn.Linear(feats[n][0].numel(), 128), nn.ReLU())
+                         for n in layers})
+    head = nn.Sequential(nn.Linear(128 * len(layers), target.shape[1]))
+    opt = torch.optim.Adam([{"params": tuned.parameters(), "lr": 1e-4},
+                            {"params": [*enc.parameters(), *head.parameters()], "lr": 1e-3}])
+    g = torch.Generator().manual_seed(seed + 1)
+    for _ in range(epochs):
+        tuned.train()
+        for b in torch.randperm(len(x), generator=g).split(16):
+            logits = tuned((x[b] - mu) / sd)[:, :n_cls]
+            z = torch.cat([enc[n](feats[n]) for n in layers], 1)
+            loss = F.cross_entropy(logits, y[b]) + beta * F.mse_loss(head(z), target[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for h in hooks:
+        h.remove()
+    return activations(tuned, layers, (brain.image_tensor("test") - mu) / sd)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--images-per-concept", type=int, default=None, help="training images per concept")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--backbone", choices=["cornet_tiny", "small"], default="cornet_tiny")
+    ap.add_argument("--align-epochs", type=int, default=0,
+                    help="also fine-tune a copy on subject 1's training-concept EEG (plain MSE head) and "
+                         "score it on the held-out concepts: does what the EEG teaches transfer?")
     args = ap.parse_args(argv)
     t0 = time.time()
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    brain = SyntheticBrain(seed=args.seed)
+    brain = SyntheticBrain(seed=args.seed, **({"train_images_per_concept": args.images_per_concept}
+                                               if args.images_per_concept else {}))
     cfg = brain.config
     x_tr, y_tr = brain.image_tensor("training"), torch.as_tensor(brain.labels("training"))
     x_te = brain.image_tensor("test")
@@ -138,10 +183,17 @@ def main(argv=None):
     acc_tr = float((pred[~torch.as_tensor(val)] == y_tr[~torch.as_tensor(val)]).float().mean())
     acc_val = float((pred[torch.as_tensor(val)] == y_tr[torch.as_tensor(val)]).float().mean())
     trained = activations(model, layers, (x_te - mu) / sd)
+    aligned = None
+    if args.align_epochs:
+        aligned = align_check(model, layers, brain, (mu, sd), n_cls, args.align_epochs, args.seed)
+        control = align_check(model, layers, brain, (mu, sd), n_cls, args.align_epochs, args.seed, beta=0.0)
 
     stages = brain.hidden_stages("test")
     concept_rdm = pdist(brain.labels("test")[:, None].astype(float), "hamming")
     rows = {f"classifier {k}": rdm(v) for k, v in trained.items()}
+    if aligned is not None:
+        rows.update({f"EEG-tuned {k}": rdm(v) for k, v in aligned.items()})
+        rows.update({f"CE-only tuned {k}": rdm(v) for k, v in control.items()})
     rows.update({f"untrained {k}": rdm(v) for k, v in untrained.items()})
     rows["concept labels"] = concept_rdm
     rows.update({f"brain {k}": rdm(v) for k, v in stages.items()})
