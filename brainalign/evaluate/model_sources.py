@@ -142,6 +142,16 @@ def resolve_model(text: str, *, pretrained: bool = True, weights: str | Path | N
                        origin=origin, path=path, config=config)
 
 
+def unique_labels(sources: list[ModelSource]) -> None:
+    """Make labels unique in place ('cornet', 'cornet (2)'), so tables and legends stay unambiguous."""
+    seen: dict[str, int] = {}
+    for s in sources:
+        k = seen.get(s.label, 0)
+        seen[s.label] = k + 1
+        if k:
+            s.label = f"{s.label} ({k + 1})"
+
+
 def resolve_model_group(text: str, subjects: Sequence, **kw) -> dict:
     """``{subject}``-templated MODEL -> {subject: ModelSource}, one personalised model each."""
     out = {}

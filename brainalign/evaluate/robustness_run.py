@@ -16,7 +16,7 @@ import torch
 from ..errors import ConfigError
 from .cache import default_cache_dir
 from .image_sources import folder_labels, load_image_source
-from .model_sources import ModelSource, resolve_model
+from .model_sources import ModelSource, resolve_model, unique_labels
 from .outputs import prepare_output_dir
 from .robustness import DEFAULT_EPS, PixelClassifier, RobustnessCurve, parse_eps, predict_labels, robustness_curve
 
@@ -79,7 +79,7 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
         raise ConfigError("--labels folder needs a folder of class subfolders (root/<class>/<image>); this source "
                           "has no class folders: use --labels model")
     srcs = [resolve_model(m, pretrained=pretrained, device=device) for m in models]
-    _unique_labels(srcs)
+    unique_labels(srcs)
     clfs = [build_classifier(s, pretrained=pretrained, templates=templates, device=device, cache_dir=cache_dir,
                              progress=progress, log=log) for s in srcs]
     if labels == "model":
@@ -117,15 +117,6 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
     paths = write_robustness_report(out_dir, curves, meta, fig)
     log(f"Done in {time.time() - t0:.0f} s.")
     return RobustnessOutcome(out=out_dir, curves=curves, paths=paths, table=robustness_table(curves))
-
-
-def _unique_labels(srcs: list[ModelSource]) -> None:
-    seen: dict[str, int] = {}
-    for s in srcs:
-        k = seen.get(s.label, 0)
-        seen[s.label] = k + 1
-        if k:
-            s.label = f"{s.label} ({k + 1})"
 
 
 def robustness_table(curves: list[RobustnessCurve]) -> str:

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError, LayerError
-from .model_sources import ModelSource, resolve_model
+from .model_sources import ModelSource, resolve_model, unique_labels
 from .models_rdm import model_rdms
 from .outputs import prepare_output_dir
 
@@ -81,12 +81,7 @@ def run_variability(models: Sequence[str], *, images: str | None = "synthetic", 
     data = load_image_source(images, max_images=max_images, seed=seed)
     log(f"Images: {len(data.images)} from {data.source}")
     srcs = [resolve_model(m, pretrained=pretrained, device=device, layers=layers, seed=seed) for m in models]
-    seen: dict[str, int] = {}
-    for s in srcs:
-        k = seen.get(s.label, 0)
-        seen[s.label] = k + 1
-        if k:
-            s.label = f"{s.label} ({k + 1})"
+    unique_labels(srcs)
     mats = compute_variability(srcs, data.images, batch_size=batch_size, device=device, progress=progress)
     labels = [s.label for s in srcs]
     fig = figures.plot_variability(mats, labels, out_dir / "variability.png")
