@@ -1,6 +1,8 @@
 """``brainalign align BACKBONE --eeg SOURCE``: personalised aligned models, one folder per run."""
 from __future__ import annotations
 
+from ._options import add_device_option, add_progress_option
+
 import json
 from pathlib import Path
 
@@ -36,10 +38,10 @@ def register(subparsers) -> None:
                     help="start from random weights (no download needed)")
     p.add_argument("--out", metavar="DIR", help="output folder (default brainalign-results/align-BACKBONE)")
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoint")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_device_option(p)
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--format", choices=("pt", "safetensors"), default="pt", help="aligned model file format")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 

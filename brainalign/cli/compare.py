@@ -1,6 +1,8 @@
 """``brainalign compare MODEL... [--eeg SOURCE] [--fmri SOURCE]``: how brain-like are these models?"""
 from __future__ import annotations
 
+from ._options import add_output_options, add_device_option, add_progress_option, log
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,18 +20,17 @@ def register(subparsers) -> None:
     p.add_argument("--fmri-images", metavar="DIR", help="folder of the fMRI stimulus images (Shen's release has none)")
     p.add_argument("--subjects", metavar="LIST", help="subjects, e.g. 1,2 or 1-10 (default: all of the source)")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to read (default: each backbone's own)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: brainalign-results/compare-<time>)")
-    p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out, replacing files of the same name")
+    add_output_options(p, "compare")
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="random weights instead of the standard pretrained ones (no download needed)")
     p.add_argument("--weights", metavar="PATH", help="local weights file for a single backbone MODEL")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_device_option(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     p.add_argument("--permutations", type=int, default=1000, help="sign-flip permutations of the cluster test")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutation tests (default 0)")
     p.add_argument("--cache-dir", metavar="DIR", help="cache for EEG decoding RDMs (default $BRAINALIGN_CACHE or "
                                                       "~/.cache/brainalign)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
@@ -42,16 +43,10 @@ def run(args) -> int:
                           layers=args.layers, out=args.out, overwrite=args.overwrite, pretrained=args.pretrained,
                           weights=args.weights, device=args.device, batch_size=args.batch_size,
                           cache_dir=args.cache_dir, n_permutations=args.permutations, seed=args.seed,
-                          progress=args.progress, log=_log, argv=["brainalign", *args.argv])
+                          progress=args.progress, log=log, argv=["brainalign", *args.argv])
     print()
     print(outcome.table)
     print()
     print(f"Report: {outcome.out / 'report.md'}  (results.json, results.csv, "
           f"{', '.join(p.name for k, p in outcome.paths.items() if str(p).endswith('.png'))})")
     return 0
-
-
-def _log(message: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(message)  # keeps progress bars intact

@@ -1,6 +1,8 @@
 """``brainalign demo [--out DIR] [--quick]``: align a small model to the synthetic brain, end to end."""
 from __future__ import annotations
 
+from ._options import add_output_options, add_device_option, add_progress_option, log
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -10,8 +12,7 @@ def register(subparsers) -> None:
                     "control, compares aligned vs unaligned vs control on held-out concepts (EEG and fMRI), and "
                     "writes a report with figures plus the saved models. With real weights use --backbone cornet "
                     "--pretrained (or --weights PATH); the classifier step is then skipped.")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: brainalign-results/demo-<time>)")
-    p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out, replacing files of the same name")
+    add_output_options(p, "demo")
     p.add_argument("--quick", action="store_true", help="tiny data and 1 epoch: checks the pipeline quickly, too small to show the effect")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic brain and all training (default 0)")
     p.add_argument("--epochs", type=int, default=None, help="alignment epochs (default 6; --quick 1)")
@@ -19,9 +20,9 @@ def register(subparsers) -> None:
     p.add_argument("--pretrained", action="store_true", help="use the backbone's pretrained weights (skip the "
                                                              "classifier stand-in); needs them cached or online")
     p.add_argument("--weights", metavar="PATH", help="local weights for --backbone (skips the classifier stand-in)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_device_option(p)
     p.add_argument("--cache-dir", metavar="DIR", help="cache for EEG decoding RDMs")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
@@ -33,14 +34,8 @@ def run(args) -> int:
         kw["align_epochs"] = args.epochs
     settings = DemoSettings.quick(**kw) if args.quick else DemoSettings(**kw)
     outcome = run_demo(args.out, overwrite=args.overwrite, settings=settings, device=args.device,
-                       progress=args.progress, cache_dir=args.cache_dir, log=_log)
+                       progress=args.progress, cache_dir=args.cache_dir, log=log)
     print()
     for line in outcome.summary:
         print(line)
     return 0
-
-
-def _log(message: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(message)  # keeps progress bars intact

@@ -1,6 +1,8 @@
 """``brainalign robustness MODEL... --images SOURCE``: accuracy under FGSM/PGD attack."""
 from __future__ import annotations
 
+from ._options import add_output_options, add_device_option, add_progress_option, log
+
 from ..evaluate.robustness import DEFAULT_EPS
 
 
@@ -26,15 +28,14 @@ def register(subparsers) -> None:
     p.add_argument("--max-images", type=int, default=None, help="use a seeded random subset of this many images")
     p.add_argument("--templates", choices=["simple", "openai", "single"], default="simple",
                    help="zero-shot prompt templates for CLIP (default: open_clip's 7 'simple' ones)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: brainalign-results/robustness-<time>)")
-    p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out, replacing files of the same name")
+    add_output_options(p, "robustness")
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="random weights for backbone names (and a random CLIP text tower)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_device_option(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed (image subset, PGD random start)")
     p.add_argument("--cache-dir", metavar="DIR", help="cache for zero-shot heads (default ~/.cache/brainalign)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
@@ -46,15 +47,9 @@ def run(args) -> int:
                        batch_size=args.batch_size, max_images=args.max_images, out=args.out,
                        overwrite=args.overwrite, pretrained=args.pretrained, device=args.device, seed=args.seed,
                        templates=args.templates, cache_dir=args.cache_dir, progress=args.progress,
-                       log=_log, argv=["brainalign", *args.argv])
+                       log=log, argv=["brainalign", *args.argv])
     print()
     print(o.table)
     print()
     print(f"Report: {o.out / 'report.md'}  (results.json, results.csv, robustness.png)")
     return 0
-
-
-def _log(message: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(message)  # keeps progress bars intact

@@ -1,6 +1,8 @@
 """``brainalign variability MODEL...``: how different are personalised models from each other?"""
 from __future__ import annotations
 
+from ._options import add_output_options, add_device_option, add_progress_option, log
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,13 +15,12 @@ def register(subparsers) -> None:
                    help="synthetic[:SEED] (default: the synthetic test images) or an image folder")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers (default: those all models share)")
     p.add_argument("--max-images", type=int, default=None, help="use a seeded random subset of this many images")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: brainalign-results/variability-<time>)")
-    p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out, replacing files of the same name")
+    add_output_options(p, "variability")
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random weights for backbone names")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_device_option(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed (image subset, random weights)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
@@ -29,15 +30,9 @@ def run(args) -> int:
     o = run_variability(args.models, images=args.images, layers=args.layers, out=args.out, overwrite=args.overwrite,
                         pretrained=args.pretrained, device=args.device, batch_size=args.batch_size,
                         max_images=args.max_images, seed=args.seed, progress=args.progress,
-                        log=_log, argv=["brainalign", *args.argv])
+                        log=log, argv=["brainalign", *args.argv])
     print()
     print(o.table)
     print()
     print(f"Report: {o.out / 'report.md'}  (results.json, results.csv, variability.png)")
     return 0
-
-
-def _log(message: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(message)  # keeps progress bars intact
