@@ -95,3 +95,11 @@ def check_trials(arr, source: str, field: str = "preprocessed_eeg_data") -> np.n
 def select_trials(trials: np.ndarray, ch_idx: np.ndarray, t_idx: np.ndarray) -> np.ndarray:
     """(n, reps, C, T) -> (n, reps, len(ch_idx), len(t_idx)) float32."""
     return np.asarray(trials)[:, :, ch_idx][..., t_idx].astype(np.float32)
+
+
+def check_split(split: str) -> str:
+    """'training' | 'train' | 'test' -> the THINGS-EEG2 split name ('training' or 'test')."""
+    aliases = {"train": "training", "training": "training", "test": "test"}
+    if split not in aliases:
+        raise DataError(f"split must be 'training' or 'test', got {split!r}")
+    return aliases[split]

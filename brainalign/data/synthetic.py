@@ -67,7 +67,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError, OutputExistsError
-from ._eeg import DEFAULT_CHANNELS, DEFAULT_TIME_WINDOW, channel_indices, select_trials, time_indices, \
+from ._eeg import DEFAULT_CHANNELS, DEFAULT_TIME_WINDOW, check_split, channel_indices, select_trials, time_indices, \
     zscore_stats
 from .dataset import NeuralDataset
 from .images import ImageSet
@@ -194,7 +194,7 @@ class SyntheticBrain:
         return concepts
 
     def _split_concepts(self, split: str) -> list[dict]:
-        split = _check_split(split)
+        split = check_split(split)
         k = self.config.n_train_concepts
         return self._concepts[:k] if split == "training" else self._concepts[k:]
 
@@ -207,7 +207,7 @@ class SyntheticBrain:
 
     def labels(self, split: str) -> np.ndarray:
         """(n_images,) concept index (0-based within the split) of each image."""
-        split = _check_split(split)
+        split = check_split(split)
         return np.repeat(np.arange(len(self._split_concepts(split))), self._per_concept(split))
 
     def image_concepts(self, split: str) -> np.ndarray:
@@ -216,7 +216,7 @@ class SyntheticBrain:
 
     def stimulus_ids(self, split: str) -> np.ndarray:
         """(n_images,) file stems used on disk, THINGS style ('<concept>_<nn><b|s>')."""
-        suffix = "b" if _check_split(split) == "training" else "s"
+        suffix = "b" if check_split(split) == "training" else "s"
         per = self._per_concept(split)
         return np.array([f"{name}_{j + 1:02d}{suffix}" for name in self.concept_names(split) for j in range(per)])
 
@@ -224,7 +224,7 @@ class SyntheticBrain:
         """Per-image attributes, each (n_images,): position, size, rotation and the
         within-concept attributes the brain cares about (texture orientation/frequency/contrast,
         brightness)."""
-        split = _check_split(split)
+        split = check_split(split)
         key = ("attrs", split)
         if key not in self._cache:
             n = len(self.labels(split))
@@ -240,14 +240,14 @@ class SyntheticBrain:
 
     def images(self, split: str, size: int | None = None) -> ImageSet:
         """The stimuli of ``split`` as an in-memory ImageSet, float (n, 3, size, size) in [0, 1]."""
-        key = ("imageset", _check_split(split), int(size or self.config.image_size))
+        key = ("imageset", check_split(split), int(size or self.config.image_size))
         if key not in self._cache:  # shared by every dataset of this split (ImageSet validates once)
             self._cache[key] = ImageSet.from_array(self.image_tensor(split, size))
         return self._cache[key]
 
     def image_tensor(self, split: str, size: int | None = None) -> torch.Tensor:
         """float32 (n_images, 3, size, size) in [0, 1] (size defaults to config.image_size)."""
-        split = _check_split(split)
+        split = check_split(split)
         size = int(size or self.config.image_size)
         key = ("images", split, size)
         if key not in self._cache:
@@ -430,7 +430,7 @@ class SyntheticBrain:
         """Raw single trials as written to disk: float32 (n_images, n_repetitions, n_channels, n_times)
         over all channels and times of the config (no selection, no z-scoring)."""
         cfg = self.config
-        subject, split = self._check_subject(subject), _check_split(split)
+        subject, split = self._check_subject(subject), check_split(split)
         key = ("trials", subject, split)
         if key not in self._cache:
             from scipy.ndimage import gaussian_filter1d
@@ -461,7 +461,7 @@ class SyntheticBrain:
         (n_images, n_repetitions, n_channels, n_times) and ``responses`` is their mean.
         """
         cfg = self.config
-        subject, split = self._check_subject(subject), _check_split(split)
+        subject, split = self._check_subject(subject), check_split(split)
         src = "the synthetic brain"
         ch = channel_indices(cfg.channel_names, channels, src)
         ti = time_indices(cfg.times, time_window, src)
@@ -482,7 +482,7 @@ class SyntheticBrain:
     def fmri_trials(self, subject, split: str = "test") -> dict[str, np.ndarray]:
         """{roi: float32 (n_images, n_repetitions, n_voxels)} raw voxel responses."""
         cfg = self.config
-        subject, split = self._check_subject(subject), _check_split(split)
+        subject, split = self._check_subject(subject), check_split(split)
         key = ("fmri", subject, split)
         if key not in self._cache:
             feats = self.hidden_stages(split)
@@ -506,7 +506,7 @@ class SyntheticBrain:
         ROIs V1, V2, V3, V4, LOC read stages 1, 1+2, 2, 3, 4 of the same hidden network.
         Repetitions are kept in ``.repetitions`` when ``average_repetitions=False``.
         """
-        subject, split = self._check_subject(subject), _check_split(split)
+        subject, split = self._check_subject(subject), check_split(split)
         rois = [rois] if isinstance(rois, str) else list(rois)
         unknown = [r for r in rois if r not in ROIS]
         if unknown or not rois:
@@ -614,13 +614,6 @@ class SyntheticBrain:
 
 
 # --- helpers ---------------------------------------------------------------------------
-def _check_split(split: str) -> str:
-    aliases = {"train": "training", "training": "training", "test": "test"}
-    if split not in aliases:
-        raise DataError(f"split must be 'training' or 'test', got {split!r}")
-    return aliases[split]
-
-
 @contextlib.contextmanager
 def _few_threads(n: int = 1):
     """The brain's convolutions are tiny: one thread avoids oversubscription stalls on busy CPUs."""

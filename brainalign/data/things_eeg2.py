@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ._eeg import DEFAULT_CHANNELS, DEFAULT_TIME_WINDOW, channel_indices, check_trials, select_trials, \
+from ._eeg import DEFAULT_CHANNELS, DEFAULT_TIME_WINDOW, check_split, channel_indices, check_trials, select_trials, \
     time_indices, zscore_stats
 from .dataset import NeuralDataset
 from .images import ImageSet
@@ -62,7 +62,7 @@ def load_things_eeg2(root, subject, split: str = "test", *, channels=DEFAULT_CHA
         metadata (e.g. '00001_aardvark'); stimulus_ids the image file names.
     """
     root = _check_root(root)
-    split = _check_split(split)
+    split = check_split(split)
     sub_dir = _subject_dir(root, subject)
     data, ch_names, times, path = _read_eeg(sub_dir, split)
     src = str(path)
@@ -116,7 +116,7 @@ def things_eeg2_summary(root, subject, split: str | None = None) -> dict:
     root = _check_root(root)
     sub_dir = _subject_dir(root, subject)
     out = {"root": str(root), "subject": _subject_number(subject), "splits": {}}
-    for sp in (SPLITS if split is None else (_check_split(split),)):
+    for sp in (SPLITS if split is None else (check_split(split),)):
         data, ch_names, times, path = _read_eeg(sub_dir, sp)
         info = dict(file=str(path), shape=tuple(int(x) for x in data.shape), channels=list(ch_names),
                     tmin=float(times[0]), tmax=float(times[-1]),
@@ -162,13 +162,6 @@ def _check_root(root) -> Path:
         raise DataError(f"{root} has no preprocessed_data/ folder: pass the THINGS-EEG2 root that holds "
                         "preprocessed_data/sub-XX/ and image_set/")
     return root
-
-
-def _check_split(split: str) -> str:
-    aliases = {"train": "training", "training": "training", "test": "test"}
-    if split not in aliases:
-        raise DataError(f"split must be 'training' or 'test', got {split!r}")
-    return aliases[split]
 
 
 def _subject_number(subject) -> int:
