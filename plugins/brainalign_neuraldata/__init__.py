@@ -35,9 +35,10 @@ def _shen_file(location, subject, split) -> Path:
         return path
     if not path.is_dir():
         raise DataError(f"Shen fMRI path {path} does not exist: pass a .h5 BData file or a folder of them")
-    from brainalign.data.things_eeg2 import _check_split, _subject_number
+    from brainalign.data._eeg import check_split
+    from brainalign.data.things_eeg2 import _subject_number
 
-    part = "Test" if _check_split(split) == "test" else "Training"
+    part = "Test" if check_split(split) == "test" else "Training"
     n = _subject_number(subject)
     hits = sorted(p for p in path.glob(f"sub-{n:02d}_*{part}*") if p.suffix.lower() in _H5)
     if len(hits) != 1:
