@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..rsa.stats import mean_sem
 from .results import EEGResult, FMRIResult
 
 
@@ -31,14 +32,6 @@ def model_colors(models: Sequence[str]) -> dict[str, tuple]:
     return {m: cmap(i % 10) for i, m in enumerate(models)}
 
 
-def _mean_sem(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=float)
-    mean = x.mean(axis=axis)
-    n = x.shape[axis]
-    sem = x.std(axis=axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
-    return mean, sem
-
-
 def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +51,7 @@ def _grid(n: int, max_cols: int = 4):
 def _ylim(lines, ceiling=None) -> tuple[float, float]:
     lo, hi = [0.0], [0.0]
     for _, data in lines:
-        mean, sem = _mean_sem(data)
+        mean, sem = mean_sem(data)
         lo.append(float(np.nanmin(mean - sem)))
         hi.append(float(np.nanmax(mean + sem)))
     if ceiling is not None:
@@ -70,7 +63,7 @@ def _ylim(lines, ceiling=None) -> tuple[float, float]:
 def _timecourse_panel(ax, t, lines, sig, colors, title, ceiling=None, ylim=None):
     """lines: [(label, (n_subjects, n_times))]; sig: [(label, mask)] drawn as bars under the curves."""
     for label, data in lines:
-        mean, sem = _mean_sem(data)
+        mean, sem = mean_sem(data)
         ax.plot(t, mean, color=colors[label], lw=1.6, label=label)
         ax.fill_between(t, mean - sem, mean + sem, color=colors[label], alpha=0.2, lw=0)
     if ceiling is not None:
@@ -177,7 +170,7 @@ def plot_fmri_bars(res: FMRIResult, path, *, title: str | None = None) -> Path:
     fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * n_r * max(1, n_m / 2.5)), 3.4))
     for k, m in enumerate(res.models):
         best = res.best(m)  # (n_subjects, n_rois)
-        mean, sem = _mean_sem(best)
+        mean, sem = mean_sem(best)
         pos = x - 0.4 + width * (k + 0.5)
         ax.bar(pos, mean, width * 0.92, color=colors[m], label=m,
                yerr=sem if best.shape[0] > 1 else None, capsize=2, error_kw={"lw": 0.8})

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..rsa.stats import mean_sem
+
 
 @dataclass
 class EEGResult:
@@ -49,7 +51,7 @@ class EEGResult:
                 per_subject = self.values[m][li][:, win].mean(axis=1)
                 rows.append({"model": m, "layer": layer, "peak": float(mean[k]), "peak_ms": float(t[k]),
                              "window_mean": float(per_subject.mean()),
-                             "window_sem": _sem(per_subject)})
+                             "window_sem": float(mean_sem(per_subject)[1])})
         return rows
 
 
@@ -84,9 +86,6 @@ class FMRIResult:
         return [[self.layers[model][int(i)] for i in row] for row in idx]
 
 
-def _sem(x: np.ndarray) -> float:
-    x = np.asarray(x, dtype=float)
-    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 def tidy_rows_eeg(res: EEGResult) -> list[dict]:
