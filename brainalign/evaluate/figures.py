@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..rsa.stats import mean_sem
+from ..rsa import stats
 from .results import EEGResult, FMRIResult
 
 
@@ -30,6 +30,12 @@ def model_colors(models: Sequence[str]) -> dict[str, tuple]:
 
     cmap = matplotlib.colormaps["tab10"]
     return {m: cmap(i % 10) for i, m in enumerate(models)}
+
+
+def mean_sem(x) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SEM over subjects (axis 0); an undefined SEM (one subject) draws no band."""
+    mean, sem = stats.mean_sem(x, axis=0)
+    return mean, np.where(np.isfinite(sem), sem, 0.0)
 
 
 def _save(fig, path) -> Path:
