@@ -148,3 +148,14 @@ def test_align_refuses_a_head_larger_than_the_budget_before_training(monkeypatch
     with pytest.raises(ResourceError, match="head_pooling='avg'"):
         brainalign.align(TinyNet(), ["block1", "block2"], tiny_dataset(), epochs=1, out_dir=tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_decoding_rdm_refuses_work_larger_than_the_budget(monkeypatch):
+    from brainalign.rsa import decoding_rdm
+
+    trials = np.random.default_rng(0).normal(size=(50, 8, 4, 30))
+    monkeypatch.setenv("BRAINALIGN_MEMORY_LIMIT", "100kB")
+    with pytest.raises(ResourceError, match="decoding RDMs of 50 conditions x 30 time points"):
+        decoding_rdm(trials, n_pseudo=2, n_folds=2, n_permutations=1)
+    monkeypatch.setenv("BRAINALIGN_MEMORY_LIMIT", "64MB")
+    assert decoding_rdm(trials, n_pseudo=2, n_folds=2, n_permutations=1).vectors.shape == (30, 50 * 49 // 2)

@@ -27,6 +27,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, DataError
+from ..resources import check_memory
 from ._util import numpy_rng
 from .rdms import RDMs, triu_indices
 
@@ -211,6 +212,11 @@ def decoding_rdm(trials: Any, *, n_pseudo: int = 5, n_folds: int = 4, n_permutat
         raise DataError(f"times has {times.shape} values but trials have {t} time points")
     w = 1 if window is None else int(window)
     times_out = np.convolve(times, np.ones(w) / w, mode="valid")
+    # float64 accumulator (T', C, C) + float64 trials + pseudo-trials (window-concatenated features)
+    e_out = e * (w if window_mode == "concat" else 1)
+    check_memory(8.0 * (len(times_out) * c * c + c * r * e * t + c * (r // n_pseudo) * e_out * len(times_out)),
+                 f"decoding RDMs of {c} conditions x {len(times_out)} time points",
+                 "decode fewer conditions or time points, a smaller window, or window_mode='average'")
 
     if engine == "svm":  # one global scale (EEG in volts is ~1e-6), so svm_c means the same for any unit
         scale = x.std()
