@@ -56,3 +56,15 @@ def suggest(name: str, choices, n: int = 3) -> str:
 
 class ResourceError(BrainAlignError, MemoryError):
     """A run would need more memory than is available; the message gives the estimate and the fix."""
+
+
+class OutputError(BrainAlignError, OSError):
+    """An output path cannot be written (read-only, a file in the way, disk full, missing mount)."""
+
+
+class RunLockedError(BrainAlignError, RuntimeError):
+    """Another live process holds the folder (a run, a cache being built)."""
+
+
+class PluginError(BrainAlignError, RuntimeError):
+    """A plugin is malformed: an unknown hook name, a wrong hook signature or a wrong return value."""

@@ -127,7 +127,7 @@ def iter_features(model: nn.Module, images, layers=None, *, batch_size: int = 32
         preprocessing: callable on (b, 3, H, W) in [0, 1]; default: the backbone spec's
             Preprocessing, or none for a model without a spec.
         device: where to run; None keeps the model where it is (moving it otherwise).
-        progress: show a tqdm progress bar.
+        progress: show progress (a bar in a terminal, compact lines in a log file).
         dtype: dtype of the yielded features.
 
     Yields:
@@ -159,7 +159,7 @@ def iter_features(model: nn.Module, images, layers=None, *, batch_size: int = 32
 
 
 def _batches(model, imgs, tap, batch_size, pooling, preprocessing, dev, progress, dtype):
-    from tqdm.auto import tqdm
+    from .progress import progress as _progress
 
     n = len(imgs)
     in_dtype = _model_dtype(model)
@@ -168,7 +168,7 @@ def _batches(model, imgs, tap, batch_size, pooling, preprocessing, dev, progress
     try:
         with tap, torch.inference_mode():
             starts = range(0, n, batch_size)
-            for start in tqdm(starts, total=len(starts), disable=not progress, desc="features", unit="batch"):
+            for start in _progress(starts, total=len(starts), enabled=progress, desc="features", unit="batch"):
                 idx = np.arange(start, min(start + batch_size, n))
                 x = imgs.load(idx).to(dev, non_blocking=True)
                 if preprocessing is not None:

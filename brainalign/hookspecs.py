@@ -32,3 +32,15 @@ def brainalign_resolve_backbone(name: str):
 @hookspec
 def brainalign_datasets():
     """Return a list of :class:`brainalign.data.registry.DatasetSpec` this plugin provides."""
+
+
+@hookspec
+def brainalign_objectives():
+    """Return a list of :class:`brainalign.alignment.objectives.ObjectiveSpec` (alignment objectives
+    selectable by name: ``align(objective="rsa")``, ``--objective rsa``)."""
+
+
+@hookspec
+def brainalign_analyses():
+    """Return a list of :class:`brainalign.analyses.AnalysisSpec` (analyses ``compare`` runs on
+    the data that supports them)."""

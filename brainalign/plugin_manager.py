@@ -1,8 +1,16 @@
 """Plugin discovery: every module registered under the entry-point group ``brainalign``.
 
-First-party plugins (``plugins/``) and third-party packages are found the same way. A
-plugin that fails to import is skipped with a warning naming it, so one broken package
-never hides the others.
+First-party plugins (``plugins/``) and third-party packages are found the same way.
+
+* A plugin that fails to *import* is skipped with a warning naming it, so one broken
+  package never hides the others.
+* A plugin that imports but is *malformed* is rejected at registration with a PluginError
+  naming the plugin and the hook: a hook implementation whose name matches no hook
+  specification (a misspelling: pluggy's ``check_pending``), or whose arguments do not
+  match the specification (pluggy's ``_verify_hook``).
+* Hook results are collected one way everywhere (:func:`hook_results`): an implementation
+  that raises is skipped with a warning; a return value that is not a list of the expected
+  type is a PluginError naming the plugin, the hook and what was returned.
 """
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ import warnings
 import pluggy
 
 from . import hookspecs
+from .errors import PluginError, suggest
 
 _PM: pluggy.PluginManager | None = None
 _DISTRIBUTIONS: dict[str, str] = {}  # plugin name -> "distribution version"
@@ -44,12 +53,61 @@ def _load_entrypoints(pm: pluggy.PluginManager, group: str) -> None:
                 continue  # first distribution on sys.path wins, as for imports
             try:
                 plugin = ep.load()
-                pm.register(plugin, name=ep.name)
-                _DISTRIBUTIONS[ep.name] = f"{dist.metadata['Name']} {dist.version}"
             except Exception as exc:
                 dist_name = dist.metadata["Name"] if dist.metadata else "?"
                 warnings.warn(f"brainalign plugin {ep.name!r} ({ep.value}, from {dist_name}) could not be "
                               f"loaded and is skipped: {type(exc).__name__}: {exc}", stacklevel=3)
+                continue
+            register_plugin(pm, plugin, ep.name, f"{dist.metadata['Name']} {dist.version}")
+
+
+def register_plugin(pm: pluggy.PluginManager, plugin, name: str, distribution: str = "") -> None:
+    """Register ``plugin`` under ``name``, rejecting unknown hook names and wrong signatures."""
+    known = sorted(n for n in dir(hookspecs) if n.startswith("brainalign_"))
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:  # arguments that the specification does not have
+        raise PluginError(f"brainalign plugin {name!r} ({distribution or getattr(plugin, '__name__', '')}) is "
+                          f"malformed: {'; '.join(str(exc).splitlines())}; fix the hook's signature to match brainalign/hookspecs.py") from exc
+    for hook_name in sorted(n for n in dir(pm.hook) if not n.startswith("_")):
+        caller = getattr(pm.hook, hook_name)
+        if caller.spec is None and any(impl.plugin_name == name for impl in caller.get_hookimpls()):
+            pm.unregister(name=name)
+            raise PluginError(f"brainalign plugin {name!r} ({distribution or getattr(plugin, '__name__', '')}) "
+                              f"implements {hook_name}(), which is not a brainalign hook.{suggest(hook_name, known)} "
+                              f"Hooks: {', '.join(known)}; rename it or uninstall the plugin")
+    _DISTRIBUTIONS[name] = distribution
+
+
+def hook_results(hook_name: str, item_type: type, *, refresh: bool = False) -> list[tuple[str, object]]:
+    """[(plugin name, item)] from every implementation of list-returning hook ``hook_name``,
+    in registration order.
+
+    An implementation that raises is skipped with a warning (one broken plugin must not hide
+    the others); one that returns something other than a list/tuple of ``item_type`` raises
+    PluginError naming the plugin, the hook and the offending value.
+    """
+    pm = get_plugin_manager(refresh=refresh)
+    out = []
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        try:
+            provided = impl.function()
+        except Exception as exc:
+            warnings.warn(f"brainalign plugin {impl.plugin_name!r}: {hook_name}() failed and is skipped "
+                          f"({type(exc).__name__}: {exc})", stacklevel=2)
+            continue
+        if provided is None:
+            continue
+        if not isinstance(provided, (list, tuple)):
+            raise PluginError(f"brainalign plugin {impl.plugin_name!r}: {hook_name}() returned "
+                              f"{type(provided).__name__}; it must return a list of {item_type.__name__}")
+        for item in provided:
+            if not isinstance(item, item_type):
+                raise PluginError(f"brainalign plugin {impl.plugin_name!r}: {hook_name}() returned a "
+                                  f"{type(item).__name__} ({item!r:.60}); it must return {item_type.__name__} "
+                                  "objects")
+            out.append((impl.plugin_name, item))
+    return out
 
 
 def _names(items) -> list[str]:

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
                       ["compare", base_model, realnet, "--fmri", f"shen:{args.shen}", "--subjects", "1-3",
                        *(["--fmri-images", args.shen_images] if args.shen_images else []),
                        "--out", str(out / "fmri"), *ow, *common]))
-    from brainalign.evaluate.data_sources import parse_subjects
+    from brainalign.data.subjects import parse_subjects
 
     subs = parse_subjects(args.subjects)
     per_subject = [realnet.format(subject=s) for s in subs]

@@ -219,7 +219,7 @@ def main(argv=None):
           f"{cfg.n_subjects} subjects, {cfg.n_repetitions_test} test repetitions")
     print(f"classifier ({args.backbone}, {args.epochs} epochs): train acc {acc_tr:.2f}, "
           f"held-out images of training concepts {acc_val:.2f}")
-    print(f"EEG RSA on held-out concepts, mean over 50-200 ms (peak), mean over subjects:")
+    print("EEG RSA on held-out concepts, mean over 50-200 ms (peak), mean over subjects:")
     for k in rows:
         print(f"  {k:24s} {np.mean(scores[k]):+.3f}  (peak {np.mean(peaks[k]):+.3f})")
     print(f"  {'noise ceiling (split-half, S-B)':24s} {np.mean(ceilings):+.3f}")

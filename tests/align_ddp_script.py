@@ -12,8 +12,8 @@ from brainalign.alignment import align  # noqa: E402
 
 out = Path(sys.argv[1])
 saves = []
-_orig = ckpt.atomic_save
-ckpt.atomic_save = lambda obj, path: (saves.append(str(path)), _orig(obj, path))[1]
+_orig = ckpt.atomic_torch_save
+ckpt.atomic_torch_save = lambda obj, path, *a: (saves.append(str(path)), _orig(obj, path, *a))[1]
 
 res = align(TinyNet(), ["block1", "block2"], tiny_dataset(), epochs=2, batch_size=4, lr=1e-3, seed=3,
             progress=False, device="cpu", out_dir=out / "run")

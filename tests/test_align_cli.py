@@ -7,7 +7,8 @@ import pytest
 import brainalign.data.registry as data_registry
 from brainalign.alignment import load_aligned
 from brainalign.cli import main
-from brainalign.cli.align import parse_list, run_name
+from brainalign.cli.align import run_name
+from brainalign.data.subjects import parse_numbers, parse_subjects
 from brainalign.data.dataset import NeuralDataset
 
 
@@ -63,7 +64,7 @@ def test_bad_arguments_exit_2(tmp_path, tiny_source, capsys):
 
 
 def test_parsing_helpers():
-    assert parse_list("1-3,7") == [1, 2, 3, 7]
-    assert parse_list("1,10,100", float) == [1.0, 10.0, 100.0]
+    assert parse_subjects("1-3,7") == [1, 2, 3, 7]
+    assert parse_numbers("1,10,100") == [1.0, 10.0, 100.0]
     assert run_name(3, 100.0, True, False) == "sub-03_beta-100"
     assert run_name(1, 0.5, False, True) == "sub-01_beta-0.5_nocont_unpaired"

@@ -22,4 +22,4 @@ def test_two_process_ddp(tmp_path):
     # two epochs -> 2 checkpoints + 2 teacher caches, all from rank 0; rank 1 writes nothing
     assert r1["n_saves"] == 0 and r0["n_saves"] >= 2
     assert (tmp_path / "run" / "checkpoint.pt").is_file() and (tmp_path / "run" / "aligned.pt").is_file()
-    assert not [p for p in (tmp_path / "run").iterdir() if ".tmp-" in p.name]
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]

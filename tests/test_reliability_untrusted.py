@@ -196,7 +196,7 @@ def test_pickled_objects_in_weights_and_checkpoints_are_refused(tmp_path, loader
 
 def test_pickled_objects_in_caches_are_never_executed(tmp_path):
     from brainalign.alignment.teacher import cached_teacher_targets
-    from brainalign.evaluate.cache import load_arrays
+    from brainalign.io import load_arrays
 
     marker = tmp_path / "code_ran"
     teacher = _malicious_torch_file(tmp_path / "teacher_train.pt", marker,

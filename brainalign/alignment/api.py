@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
+from ..io import versions
 from ..resources import check_memory
 from ..seeding import numpy_rng, seed_everything
 from . import distributed
@@ -58,13 +58,6 @@ class AlignResult:
     def predict(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """Generated neural responses for (n, 3, H, W) images in [0, 1] -> (n, n_targets)."""
         return predict_responses(self.model, self.head, self.layers, images, self.config, batch_size)
-
-
-def _versions() -> dict:
-    from .. import __version__
-
-    return {"brainalign": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
 
 
 def _resolve_dataset(eeg, fmri, data, targets):
@@ -273,7 +266,7 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
 
     # teacher targets: once per image, starting weights, eval mode, cached in the run folder
     def teacher_for(images, name):
-        cache = out_dir / f"teacher_{name}.pt" if out_dir is not None and ctx.is_main else None
+        cache = out_dir / f"teacher_{name}.npz" if out_dir is not None and ctx.is_main else None
         return cached_teacher_targets(cache, f"{fp}:{name}", lambda: compute_teacher_targets(
             student, images, task_kind, preprocessing=preprocessing, device=device,
             batch_size=max(2 * settings["batch_size"], 32)))
@@ -298,7 +291,7 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
                  "n_images": len(ds), "n_train": len(train_ds), "n_val": 0 if val_ds is None else len(val_ds),
                  "val_concepts": [] if val_ds is None else sorted(set(val_ds.concepts.tolist())),
                  "fingerprint": fp_inputs["data"], "meta": _jsonable(ds.meta)},
-        "world_size": ctx.world_size, "device": str(device), "versions": _versions(),
+        "world_size": ctx.world_size, "device": str(device), "versions": versions(),
         "fingerprint": fp, "fingerprint_inputs": fp_inputs, "start_weights_sha256": start_sha,
     }
     if out_dir is not None and ctx.is_main:

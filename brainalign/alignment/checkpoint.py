@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..io import atomic_torch_save, atomic_write_bytes
 
 CHECKPOINT_FORMAT = "brainalign-checkpoint/1"
 ALIGNED_FORMAT = "brainalign-aligned/1"
@@ -52,31 +52,7 @@ def state_sha256(module: torch.nn.Module) -> str:
     return payload_sha256(dict(module.state_dict()))
 
 
-# --- atomic write / checked read ------------------------------------------------------
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then os.replace (all or nothing)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
+# --- checked read -------------------------------------------------------------------------
 def checked_load(path: str | Path, expected_format: str, map_location="cpu") -> dict:
     """torch.load(weights_only=True) + format and sha256 checks; CheckpointError on any failure."""
     path = Path(path)
@@ -171,7 +147,7 @@ def save_checkpoint(path: str | Path, *, fingerprint: str, backbone: str, epoch:
     obj = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "backbone": backbone,
            "epoch": int(epoch), "history_json": json.dumps(history), "config_json": json.dumps(config),
            "best_epoch": int(best["epoch"]), "best_score": float(best["score"]), "payload": payload}
-    atomic_save(_seal(obj), path)
+    atomic_torch_save(_seal(obj), path)
 
 
 def load_checkpoint(path: str | Path, *, fingerprint: str, backbone: str) -> dict:
@@ -215,18 +191,15 @@ def save_aligned_file(path: str | Path, model_state: dict, head_state: dict, con
     payload = {"model": _plain_state(model_state), "head": _plain_state(head_state)}
     config_json = json.dumps(config)
     if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         flat = {f"model.{k}": v for k, v in payload["model"].items()}
         flat.update({f"head.{k}": v for k, v in payload["head"].items()})
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(flat, str(tmp), metadata={"format": ALIGNED_FORMAT, "config": config_json,
-                                           "sha256": payload_sha256(payload),
-                                           "meta_sha256": _text_sha256(config_json)})
-        os.replace(tmp, path)
+        data = save(flat, metadata={"format": ALIGNED_FORMAT, "config": config_json,
+                                    "sha256": payload_sha256(payload), "meta_sha256": _text_sha256(config_json)})
+        atomic_write_bytes(path, data)
     else:
-        atomic_save(_seal({"format": ALIGNED_FORMAT, "config_json": config_json, "payload": payload}), path)
+        atomic_torch_save(_seal({"format": ALIGNED_FORMAT, "config_json": config_json, "payload": payload}), path)
     return path
 
 

@@ -78,11 +78,9 @@ def train_classifier(model: nn.Module, images, labels, *, epochs: int = 10, lr: 
     y = torch.as_tensor(y, dtype=torch.long)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    it = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
+    from ..progress import progress as _progress
 
-        it = tqdm(it, desc="train_classifier")
+    it = _progress(range(epochs), desc="train_classifier", enabled=progress, unit="epoch")
     for epoch in it:
         perm = torch.randperm(len(images), generator=torch_generator(seed * 1_000_003 + epoch))
         batches = list(perm.split(batch_size))
@@ -94,7 +92,7 @@ def train_classifier(model: nn.Module, images, labels, *, epochs: int = 10, lr: 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        if progress:
+        if hasattr(it, "set_postfix"):
             it.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
     model.__dict__[CLASSES_ATTR] = [str(c) for c in classes]

@@ -14,11 +14,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..taps import _first_tensor
-from .checkpoint import atomic_save, payload_sha256
 from .losses import TASK_LOSSES
-
-TEACHER_FORMAT = "brainalign-teacher/1"
-
 
 def model_output(out) -> torch.Tensor:
     """The tensor a backbone returns (first tensor of a tuple/list/dict output)."""
@@ -75,21 +71,19 @@ def compute_teacher_targets(model: nn.Module, images, kind: str, *, preprocessin
 
 
 def cached_teacher_targets(cache: Path | None, key: str, compute) -> torch.Tensor:
-    """Load the targets stored under ``key`` from ``cache``, or compute and store them.
+    """Load the targets stored under ``key`` in the checked cache file ``cache`` (.npz), or
+    compute and store them.
 
-    A cache with another key (other data, weights or settings), or one that is unreadable or
-    fails its sha256 (torch.load does not check the zip CRC), is recomputed and replaced.
+    An entry with another key (other data, weights or settings), or one that is unreadable
+    or fails its sha256, is recomputed and replaced (see :mod:`brainalign.io`).
     """
-    if cache is not None and cache.is_file():
-        try:
-            obj = torch.load(cache, map_location="cpu", weights_only=True)
-            if (isinstance(obj, dict) and obj.get("format") == TEACHER_FORMAT and obj.get("key") == key
-                    and obj.get("sha256") == payload_sha256(obj["targets"], key)):
-                return obj["targets"]
-        except Exception:
-            pass  # unreadable cache: recompute it below
+    from ..io import load_arrays, save_arrays
+
+    if cache is not None:
+        stored = load_arrays(cache, key)
+        if stored is not None and "targets" in stored:
+            return torch.from_numpy(stored["targets"])
     targets = compute()
     if cache is not None:
-        atomic_save({"format": TEACHER_FORMAT, "key": key, "targets": targets,
-                     "sha256": payload_sha256(targets, key)}, cache)
+        save_arrays(cache, {"targets": targets.numpy()}, key)
     return targets

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, TrainingError
+from ..progress import log, progress
 from ..taps import LayerTap
 from . import distributed
 from .checkpoint import save_checkpoint, set_rng_state
@@ -195,8 +196,8 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
             student.eval()
         batches = epoch_batches(len(data.train_images), s.batch_size, s.seed, epoch, ctx, min_batch)
         sums = torch.zeros(5, dtype=torch.float64)  # task, mse, cont, total, n_images
-        bar = _progress(_prefetched(data.train_images, batches), s.progress and ctx.is_main,
-                        f"epoch {epoch + 1}/{s.epochs}", total=len(batches))
+        bar = progress(_prefetched(data.train_images, batches), enabled=s.progress and ctx.is_main,
+                       desc=f"epoch {epoch + 1}/{s.epochs}", total=len(batches), unit="batch")
         for b, (idx, x) in enumerate(bar):
             x = x.to(device, non_blocking=True)
             x = preprocessing(x) if preprocessing is not None else x
@@ -227,7 +228,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
             vals = torch.stack([task.detach(), mse.detach(), cont.detach(), total.detach()]).double().cpu()
             sums[:4] += vals * k
             sums[4] += k
-            if hasattr(bar, "set_postfix"):
+            if hasattr(bar, "set_postfix"):  # progress() disabled returns the plain generator
                 bar.set_postfix(task=f"{vals[0]:.3f}", mse=f"{vals[1]:.3f}", cont=f"{vals[2]:.3f}")
         sums = ctx.all_reduce_sum(sums)
         ctx.average_buffers(student)
@@ -255,7 +256,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
             best["model"], best["head"] = _cpu_state(student), _cpu_state(head)
         if ctx.is_main and s.progress:
             msg = " ".join(f"{k}={v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "time_s")
-            _write(f"epoch {epoch + 1}/{s.epochs}: {msg}")
+            log(f"epoch {epoch + 1}/{s.epochs}: {msg} ({row['time_s']:.1f} s)")
 
     if best["model"] is not None:
         student.load_state_dict(best["model"])
@@ -280,17 +281,3 @@ def _prefetched(images, batches):
             if i + 1 < len(batches):
                 nxt = pool.submit(images.load, batches[i + 1].numpy())
             yield idx, x
-
-
-def _progress(it, enabled: bool, desc: str, total: int | None = None):
-    if not enabled:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True, total=total)
-
-
-def _write(msg: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(msg)

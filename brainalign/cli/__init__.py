@@ -27,6 +27,11 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
+def _one_line(exc: BaseException) -> str:
+    """The error message on one line (multi-line messages are joined)."""
+    return " ".join(str(exc).split("\n")).strip() or type(exc).__name__
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -57,7 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         return int(code or 0)
     except BrainAlignError as exc:
-        print(f"brainalign: error: {exc}", file=sys.stderr)
+        print(f"brainalign: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file system problem (permissions, disk full, missing mount): not a bug
+        if exc.errno is None:
+            raise
+        from ..io import describe_os_error
+
+        print(f"brainalign: error: {describe_os_error(exc, exc.filename or '?', None).replace('cannot write', 'cannot access', 1)}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("brainalign: interrupted", file=sys.stderr)

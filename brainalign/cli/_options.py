@@ -17,8 +17,4 @@ def add_progress_option(parser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
 
-def log(message: str) -> None:
-    """Print a status line without breaking tqdm progress bars."""
-    from tqdm.auto import tqdm
-
-    tqdm.write(message)
+from ..progress import log  # noqa: E402,F401  (status lines: one definition, in brainalign.progress)

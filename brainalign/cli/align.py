@@ -6,7 +6,6 @@ from ._options import add_device_option, add_progress_option
 import json
 from pathlib import Path
 
-from ..errors import ConfigError
 
 
 def register(subparsers) -> None:
@@ -45,27 +44,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_list(text: str, kind=int, what: str = "subjects") -> list:
-    """'1-3,7' -> [1, 2, 3, 7] (ints); '1,10,100' -> [1.0, 10.0, 100.0] (floats, no ranges)."""
-    out = []
-    for part in str(text).split(","):
-        part = part.strip()
-        try:
-            if kind is int and "-" in part:
-                lo, hi = (int(v) for v in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError
-                out.extend(range(lo, hi + 1))
-            else:
-                out.append(kind(part))
-        except ValueError:
-            raise ConfigError(f"cannot read {what} {text!r}: use e.g. "
-                              f"{'1,3 or 1-10' if kind is int else '1,10,100,1000'}") from None
-    return list(dict.fromkeys(out))
-
-
 def run_name(subject, beta: float, contrastive: bool, unpaired: bool) -> str:
-    sub = f"sub-{int(subject):02d}" if str(subject).isdigit() else f"sub-{subject}"
+    from ..data.subjects import subject_label
+
+    sub = subject_label(subject)
     return f"{sub}_beta-{beta:g}" + ("" if contrastive else "_nocont") + ("_unpaired" if unpaired else "")
 
 
@@ -74,8 +56,10 @@ def run(args) -> int:
     from ..data.registry import load_eeg_source
     from ..models.registry import get_backbone_spec, load_backbone
 
-    subjects = parse_list(args.subjects, int, "subjects")
-    betas = parse_list(args.beta, float, "beta values")
+    from ..data.subjects import parse_numbers, parse_subjects
+
+    subjects = parse_subjects(args.subjects)
+    betas = parse_numbers(args.beta, "beta values")
     spec = get_backbone_spec(args.backbone)
     out = Path(args.out) if args.out else Path("brainalign-results") / f"align-{spec.name}"
     model = None  # loaded once, only if some run needs it; align() never modifies it

@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..evaluate.compare import run_compare
-    from ..evaluate.data_sources import parse_subjects
+    from ..data.subjects import parse_subjects
 
     outcome = run_compare(args.models, eeg=args.eeg, fmri=args.fmri, fmri_images=args.fmri_images,
                           subjects=parse_subjects(args.subjects),

@@ -61,16 +61,11 @@ class DatasetSpec:
 
 def available_datasets(kind: str | None = None) -> list[DatasetSpec]:
     """All DatasetSpecs registered by plugins (optionally only those of ``kind``)."""
-    from ..plugin_manager import get_plugin_manager
+    from ..plugin_manager import hook_results
 
-    specs = []
-    for result in get_plugin_manager().hook.brainalign_datasets():
-        for spec in result or []:
-            if not isinstance(spec, DatasetSpec):
-                raise DataError(f"a plugin returned {type(spec).__name__} from brainalign_datasets; "
-                                "it must return DatasetSpec objects")
-            if kind is None or spec.kind == kind:
-                specs.append(spec)
+    specs = [spec for _, spec in hook_results("brainalign_datasets", DatasetSpec)]
+    if kind is not None:
+        specs = [s for s in specs if s.kind == kind]
     return specs
 
 

@@ -12,9 +12,9 @@ from typing import Sequence
 
 from ..errors import ConfigError, DataError
 from . import data_sources as ds
-from .cache import default_cache_dir
+from ..io import default_cache_dir
 from .model_sources import ModelEntry, resolve_entries
-from .outputs import prepare_output_dir
+from ..io import prepare_output_dir
 from .results import EEGResult, FMRIResult
 
 
@@ -100,7 +100,8 @@ def compare_data(entries: list[ModelEntry], eeg_data: dict | None, fmri_data: di
     from . import figures
     from .eeg import compare_eeg
     from .fmri import compare_fmri
-    from .report import provenance, terminal_summary, write_compare_report
+    from ..io import provenance
+    from .report import terminal_summary, write_compare_report
 
     if eeg_data is None and fmri_data is None:
         raise DataError("no neural data to compare with: give --eeg and/or --fmri")

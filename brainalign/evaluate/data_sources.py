@@ -5,28 +5,11 @@ SOURCE forms: 'synthetic' or 'synthetic:SEED' (the built-in synthetic brain),
 """
 from __future__ import annotations
 
-import re
-
-from ..errors import ConfigError, DataError
+from ..data.subjects import parse_subjects  # noqa: F401 (re-exported for old imports)
+from ..errors import DataError
 
 # Subjects used when --subjects is not given.
 DEFAULT_SUBJECTS = {"things-eeg2": list(range(1, 11)), "shen": [1, 2, 3]}
-
-
-def parse_subjects(text: str | None) -> list[int] | None:
-    """'1,2,5' / '1-10' / '1-3,7' -> sorted unique ints; None -> None."""
-    if text is None or str(text).strip() == "":
-        return None
-    out = []
-    for part in str(text).replace(" ", "").split(","):
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m:
-            raise ConfigError(f"--subjects must look like 1,2 or 1-10 (or 1-3,7), got {text!r}")
-        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
-        if b < a:
-            raise ConfigError(f"--subjects range {part!r} runs backwards: write {b}-{a}")
-        out.extend(range(a, b + 1))
-    return sorted(set(out))
 
 
 def is_synthetic(source) -> bool:

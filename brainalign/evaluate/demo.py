@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .outputs import prepare_output_dir, write_json
+from ..io import prepare_output_dir, write_json
 
 
 @dataclass
@@ -78,7 +78,7 @@ def save_plain_model(model, path: Path) -> Path:
 
     import torch
 
-    from .outputs import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
@@ -182,7 +182,7 @@ def demo_scores(eeg, fmri, window_ms) -> dict:
 
 def _append_verdict(report: Path, scores: dict, s: DemoSettings, unaligned_path: Path, models_dir: Path,
                     seconds: float) -> None:
-    from .outputs import atomic_write_text
+    from ..io import atomic_write_text
 
     e, eb, f = scores["eeg"], scores["eeg_best_layer"], scores["fmri"]
     ok_e = e["aligned"] > max(e["unaligned"], e["unpaired control"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError
-from .cache import cached_arrays, content_key
+from ..io import cached_arrays, content_key
 from .model_sources import ModelEntry
 from .models_rdm import ModelRDMCache
 from .results import EEGResult
@@ -74,12 +74,12 @@ def compare_eeg(entries: list[ModelEntry], eeg: dict, *, cache_dir=None, decodin
         decoding: overrides of the decoding settings (engine, n_pseudo, n_folds, n_permutations, seed).
     """
     from ..rsa import time_resolved_rsa
-    from tqdm.auto import tqdm
+    from ..progress import progress as _progress
 
     subjects = list(eeg)
     fingerprint = check_same_images(eeg, "EEG test images")
     neural, times = [], None
-    for s in tqdm(subjects, desc="EEG decoding RDMs", disable=not progress, leave=False):
+    for s in _progress(subjects, desc="EEG decoding RDMs", enabled=progress):
         d = eeg[s]
         settings = decoding_settings(d.trials().shape[1], **(decoding or {}))
         vecs, t, hit = subject_decoding_rdms(d, cache_dir=cache_dir, settings=settings)

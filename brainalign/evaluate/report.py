@@ -3,27 +3,14 @@ from __future__ import annotations
 
 import csv
 import io
-import platform
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from .outputs import atomic_write_text, write_json
+from ..io import atomic_write_text, write_json
 from .results import EEGResult, FMRIResult, tidy_rows_eeg, tidy_rows_fmri
 
 CSV_COLUMNS = ("analysis", "model", "layer", "subject", "time_ms", "roi", "measure", "value")
-
-
-def provenance(argv=None) -> dict:
-    import torch
-
-    from .. import __version__
-
-    return {"brainalign": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": " ".join(argv) if argv is not None else " ".join(sys.argv)}
 
 
 def write_csv(path, rows, columns=CSV_COLUMNS) -> Path:

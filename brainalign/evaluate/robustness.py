@@ -154,7 +154,7 @@ def robustness_curve(classifier: nn.Module, images, labels, *, eps: Sequence[flo
     classifier: images (n, 3, H, W) in [0, 1] -> logits (see :class:`PixelClassifier`).
     images: ImageSet or tensor (n, 3, H, W) in [0, 1]; labels: (n,) class indices.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress as _progress
 
     if attack not in ("fgsm", "pgd"):
         raise ConfigError(f"unknown attack {attack!r}: use 'fgsm' or 'pgd'")
@@ -172,8 +172,7 @@ def robustness_curve(classifier: nn.Module, images, labels, *, eps: Sequence[flo
     try:
         n_classes = None
         batches = list(_batches(len(images), batch_size))
-        bar = tqdm(total=len(batches) * len(eps), desc=f"{attack.upper()} {name}", disable=not progress, leave=False)
-        for b, idx in enumerate(batches):
+        for b, idx in enumerate(_progress(batches, desc=f"{attack.upper()} {name}", enabled=progress, unit="batch")):
             x = _load(images, idx).to(dev)
             y = labels[idx].to(dev)
             for j, e in enumerate(eps):
@@ -186,8 +185,6 @@ def robustness_curve(classifier: nn.Module, images, labels, *, eps: Sequence[flo
                 n_classes = logits.shape[1]
                 for k, v in topk_correct(logits, y).items():
                     correct[e][k] += v
-                bar.update(1)
-        bar.close()
         if n_classes is not None and int(labels.max()) >= n_classes:
             raise DataError(f"labels go up to {int(labels.max())} but the model has {n_classes} outputs: "
                             "the labels do not match the model's classes")

@@ -14,10 +14,10 @@ from typing import Sequence
 import torch
 
 from ..errors import ConfigError
-from .cache import default_cache_dir
+from ..io import default_cache_dir
 from .image_sources import folder_labels, load_image_source
 from .model_sources import ModelSource, resolve_model, unique_labels
-from .outputs import prepare_output_dir
+from ..io import prepare_output_dir
 from .robustness import DEFAULT_EPS, PixelClassifier, RobustnessCurve, parse_eps, predict_labels, robustness_curve
 
 
@@ -63,7 +63,8 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
                    templates: str = "simple", cache_dir=None, progress: bool = True, log=print,
                    argv=None) -> RobustnessOutcome:
     from . import figures
-    from .report import provenance, write_robustness_report
+    from ..io import provenance
+    from .report import write_robustness_report
 
     if not models:
         raise ConfigError("give at least one MODEL")

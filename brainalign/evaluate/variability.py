@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ConfigError, LayerError
 from .model_sources import ModelSource, resolve_model, unique_labels
 from .models_rdm import model_rdms
-from .outputs import prepare_output_dir
+from ..io import prepare_output_dir
 
 
 @dataclass
@@ -72,7 +72,8 @@ def run_variability(models: Sequence[str], *, images: str | None = "synthetic", 
                     argv=None) -> VariabilityOutcome:
     from . import figures
     from .image_sources import load_image_source
-    from .report import provenance, write_variability_report
+    from ..io import provenance
+    from .report import write_variability_report
 
     if len(models) < 2:
         raise ConfigError("variability needs at least two MODELs (e.g. the personalised models of two subjects)")

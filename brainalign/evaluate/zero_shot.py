@@ -23,6 +23,7 @@ from torch import nn
 
 from ..device import resolve_device
 from ..errors import BackboneError, ConfigError, MissingWeightsError
+from ..progress import interactive
 
 TEMPLATE_SETS = ("simple", "openai", "single")
 
@@ -104,11 +105,11 @@ def zero_shot_head(spec, *, pretrained: bool = True, templates: str = "simple",
     tokenizer = open_clip.get_tokenizer(name)
     with torch.no_grad():  # not inference_mode: the weights take part in attacks' autograd graphs later
         weights = open_clip.build_zero_shot_classifier(clip, tokenizer, names, tmpl, num_classes_per_batch=10,
-                                                       device=dev, use_tqdm=progress)
+                                                       device=dev, use_tqdm=progress and interactive())
     scale = float(clip.logit_scale.detach().exp()) if hasattr(clip, "logit_scale") else 100.0
     head = ZeroShotHead(weights.detach().cpu(), scale)
     if cache is not None:
-        from .outputs import atomic_write_bytes
+        from ..io import atomic_write_bytes
         import io
 
         buf = io.BytesIO()

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from pathlib import Path
 
 import torch
@@ -26,34 +25,21 @@ def available_backbones(refresh: bool = False) -> dict[str, BackboneSpec]:
     ``spec.plugin`` names the providing plugin. Two plugins providing the same name or
     alias raise BackboneError naming both.
     """
-    from ..plugin_manager import get_plugin_manager
+    from ..plugin_manager import hook_results
 
-    pm = get_plugin_manager(refresh=refresh)
     specs: dict[str, BackboneSpec] = {}
     owner: dict[str, str] = {}  # lower-cased name or alias -> "plugin:name"
-    for impl in pm.hook.brainalign_backbones.get_hookimpls():  # registration order
-        plugin = impl.plugin_name
-        try:
-            provided = impl.function() or []
-        except Exception as exc:  # a broken plugin must not hide the others
-            warnings.warn(f"brainalign plugin {plugin!r} failed to list its backbones "
-                          f"({type(exc).__name__}: {exc}); its backbones are unavailable", stacklevel=2)
-            continue
-        for spec in provided:
-            if not isinstance(spec, BackboneSpec):
-                warnings.warn(f"brainalign plugin {plugin!r} returned {type(spec).__name__}, not a "
-                              "BackboneSpec; ignored", stacklevel=2)
-                continue
-            spec = dataclasses.replace(spec, plugin=plugin)
-            for key in (spec.name, *spec.aliases):
-                k = key.lower()
-                if k in owner:
-                    other = owner[k]
-                    raise BackboneError(f"backbone name {key!r} is provided twice: by plugin "
-                                        f"{other.split(':', 1)[0]!r} ({other.split(':', 1)[1]}) and by plugin "
-                                        f"{plugin!r} ({spec.name}); uninstall or rename one of them")
-                owner[k] = f"{plugin}:{spec.name}"
-            specs[spec.name] = spec
+    for plugin, spec in hook_results("brainalign_backbones", BackboneSpec, refresh=refresh):
+        spec = dataclasses.replace(spec, plugin=plugin)
+        for key in (spec.name, *spec.aliases):
+            k = key.lower()
+            if k in owner:
+                other = owner[k]
+                raise BackboneError(f"backbone name {key!r} is provided twice: by plugin "
+                                    f"{other.split(':', 1)[0]!r} ({other.split(':', 1)[1]}) and by plugin "
+                                    f"{plugin!r} ({spec.name}); uninstall or rename one of them")
+            owner[k] = f"{plugin}:{spec.name}"
+        specs[spec.name] = spec
     return specs
 
 

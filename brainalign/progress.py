@@ -1,0 +1,137 @@
+"""Progress and timing output that reads well both in a terminal and in a log file.
+
+* :func:`progress` wraps an iterable: a tqdm bar when stderr is a terminal; otherwise (Slurm,
+  CI, ``> file``) a few compact lines (start, every ~25 % or 60 s, end) instead of tqdm's
+  carriage-return stream.
+* :func:`log` prints a status line without breaking a live bar.
+* :class:`Stages` times named stages, logs each one's wall time and keeps them for results
+  files (``stages.times`` -> {name: seconds}).
+
+``BRAINALIGN_PROGRESS=bars|lines|off`` overrides the terminal detection.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from typing import Callable, Iterable, Iterator
+
+__all__ = ["progress", "log", "interactive", "Stages", "format_seconds"]
+
+ENV_VAR = "BRAINALIGN_PROGRESS"
+
+
+def _mode() -> str:
+    env = os.environ.get(ENV_VAR, "").strip().lower()
+    if env in ("bars", "lines", "off"):
+        return env
+    try:
+        return "bars" if sys.stderr.isatty() else "lines"
+    except (AttributeError, ValueError):  # closed or replaced stderr
+        return "lines"
+
+
+def interactive() -> bool:
+    """True when progress is drawn as live bars (stderr is a terminal)."""
+    return _mode() == "bars"
+
+
+def format_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(int(round(s)), 60)
+    return f"{m} min {sec:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
+
+
+def log(message: str, file=None) -> None:
+    """Print a status line (to stdout by default) without breaking a live progress bar."""
+    if interactive():
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=file)
+    else:
+        print(message, file=file if file is not None else sys.stdout, flush=True)
+
+
+class _Lines:
+    """An iterable wrapper printing 'desc: k/n (p %) elapsed' lines at coarse intervals."""
+
+    def __init__(self, iterable, desc: str, total: int | None, every_fraction: float = 0.25,
+                 every_seconds: float = 60.0):
+        self.iterable, self.desc = iterable, desc
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.every_fraction, self.every_seconds = every_fraction, every_seconds
+        self.postfix = ""
+
+    def set_postfix(self, **kw) -> None:
+        self.postfix = " ".join(f"{k}={v}" for k, v in kw.items())
+
+    def _line(self, k: int, t0: float) -> str:
+        frac = f" ({100 * k / self.total:.0f} %)" if self.total else ""
+        of = f"/{self.total}" if self.total else ""
+        extra = f" {self.postfix}" if self.postfix else ""
+        return f"{self.desc}: {k}{of}{frac} {format_seconds(time.perf_counter() - t0)}{extra}"
+
+    def __iter__(self) -> Iterator:
+        t0 = last_t = time.perf_counter()
+        last_k, k = 0, 0
+        step = max(1, int(self.total * self.every_fraction)) if self.total else None
+        for item in self.iterable:
+            yield item
+            k += 1
+            now = time.perf_counter()
+            done = self.total is not None and k == self.total
+            if not done and ((step and k - last_k >= step) or now - last_t >= self.every_seconds):
+                print(self._line(k, t0), file=sys.stderr, flush=True)
+                last_k, last_t = k, now
+        print(self._line(k, t0), file=sys.stderr, flush=True)
+
+    def __len__(self) -> int:
+        return self.total or 0
+
+
+def progress(iterable: Iterable, *, desc: str = "", total: int | None = None, enabled: bool = True,
+             unit: str = "it"):
+    """``iterable`` with progress output (see module docs); ``enabled=False`` returns it unchanged.
+
+    The returned object supports ``set_postfix(**values)`` in every mode.
+    """
+    mode = _mode()
+    if not enabled or mode == "off":
+        return iterable
+    if mode == "bars":
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, unit=unit)
+    return _Lines(iterable, desc, total)
+
+
+class Stages:
+    """Wall time of named stages: ``with stages("load"): ...`` logs 'load: 1.2 s'.
+
+    ``times`` keeps {stage: seconds} in order (a repeated name accumulates), for results
+    files; ``total`` is the sum.
+    """
+
+    def __init__(self, log_fn: Callable[[str], None] | None = log, prefix: str = "  [time] "):
+        self.times: dict[str, float] = {}
+        self.log_fn, self.prefix = log_fn, prefix
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            self.times[name] = round(self.times.get(name, 0.0) + dt, 3)
+            if self.log_fn is not None:
+                self.log_fn(f"{self.prefix}{name}: {format_seconds(dt)}")
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.times.values()), 3)
+
+    def summary(self) -> str:
+        return ", ".join(f"{k} {format_seconds(v)}" for k, v in self.times.items())
