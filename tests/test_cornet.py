@@ -135,6 +135,23 @@ def test_plain_state_dict_reproduces_outputs(tmp_path, random_tiny_and_output):
         assert torch.allclose(loaded(x), y, atol=1e-5)
 
 
+def test_checkpoint_saved_by_old_pytorch_without_num_batches_tracked_loads(tmp_path, random_tiny_and_output):
+    """PyTorch < 0.4.1 saved BatchNorm without num_batches_tracked (as the published CORnet-S file)."""
+    model, x, y = random_tiny_and_output
+    ckpt = _published_checkpoint(model)
+    ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.endswith("num_batches_tracked")}
+    assert len(ckpt["state_dict"]) < len(model.state_dict())
+    path = tmp_path / "old_pytorch.pth"
+    torch.save(ckpt, path)
+    loaded = brainalign.load_backbone("cornet_tiny", weights=path, device="cpu")
+    with torch.inference_mode():
+        assert torch.allclose(loaded(x), y, atol=1e-5)
+    ckpt["state_dict"].pop("module.V1.conv1.weight")  # any other missing key is still an error
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="missing key.*V1.conv1.weight"):
+        brainalign.load_backbone("cornet_tiny", weights=path, device="cpu")
+
+
 def test_checkpoint_of_another_backbone_is_a_clear_error(tmp_path):
     tiny = brainalign.load_backbone("cornet_tiny", pretrained=False, device="cpu")
     path = tmp_path / "tiny.pth"

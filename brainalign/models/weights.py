@@ -82,9 +82,14 @@ def _unwrap_state_dict(obj, path) -> dict[str, torch.Tensor]:
 
 def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint"
                      ) -> tuple[list[str], list[str], list[str]]:
-    """Compare ``state_dict`` with ``model``: (missing keys, unexpected keys, shape mismatches)."""
+    """Compare ``state_dict`` with ``model``: (missing keys, unexpected keys, shape mismatches).
+
+    BatchNorm's ``num_batches_tracked`` counters are not required: checkpoints saved by PyTorch
+    < 0.4.1 (such as the published CORnet-S file) have none, and they only matter for
+    ``momentum=None``; the model keeps its own.
+    """
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
+    missing = [k for k in own if k not in state_dict and not k.endswith(".num_batches_tracked")]
     unexpected = [k for k in state_dict if k not in own]
     shapes = [f"{k}: {tuple(state_dict[k].shape)} in {source} vs {tuple(own[k].shape)} in model"
               for k in own if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)]
