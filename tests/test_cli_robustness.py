@@ -71,3 +71,21 @@ def test_clip_zero_shot_robustness(tmp_path, monkeypatch):
     res = json.loads((out / "results.json").read_text())
     assert res["curves"][0]["top1"][0] == 1.0  # labels = its own zero-shot predictions
     assert list((tmp_path / "cache" / "zero_shot").glob("*.pt"))
+
+
+def test_labels_auto_uses_ground_truth_when_the_folders_have_it_and_says_when_not(image_folder, tmp_path):
+    out = tmp_path / "auto_folder"
+    assert main(["robustness", "cornet_tiny", "--no-pretrained", "--images", str(image_folder), "--eps", "0",
+                 "--out", str(out), "--no-progress"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["meta"]["labels"] == "folder" and "ground truth" in res["meta"]["label_note"]
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for p in image_folder.rglob("*.png"):
+        (flat / f"{p.parent.name}_{p.name}").write_bytes(p.read_bytes())
+    out = tmp_path / "auto_model"
+    assert main(["robustness", "cornet_tiny", "--no-pretrained", "--images", str(flat), "--eps", "0",
+                 "--out", str(out), "--no-progress"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    report = (out / "report.md").read_text()
+    assert res["meta"]["labels"] == "model" and "not ground truth" in report and "as in the paper" not in report

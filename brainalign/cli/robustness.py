@@ -22,8 +22,11 @@ def register(subparsers) -> None:
                    help="comma-separated epsilons in pixel units (default 0,0.01,...,0.06)")
     p.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
     p.add_argument("--step-size", type=float, default=None, help="PGD step size (default 2.5*eps/steps)")
-    p.add_argument("--labels", choices=["model", "folder"], default="model",
-                   help="'model': the reference model's clean predictions (paper); 'folder': class subfolders")
+    p.add_argument("--labels", choices=["auto", "folder", "model"], default="auto",
+                   help="'folder': ground truth from class subfolders (as the paper's ImageNet evaluation); "
+                        "'model': the reference model's clean predictions (for images without labels, said so in "
+                        "the report); 'auto' (default): folder labels when the source has class folders that fit "
+                        "the models, else the model's")
     p.add_argument("--reference", metavar="MODEL", help="reference model for --labels model (default: the first MODEL)")
     p.add_argument("--max-images", type=int, default=None, help="use a seeded random subset of this many images")
     p.add_argument("--templates", choices=["simple", "openai", "single"], default="simple",

@@ -185,8 +185,7 @@ def write_robustness_report(out: Path, curves, meta: dict, figure: Path) -> dict
     headers = ["model", "metric", *(f"ε={e:g}" for e in curves[0].eps)]
     md_rows = [[c.model, name, *(f"{100 * a:.1f}" for a in getattr(c, metric))]
                for c in curves for metric, name in (("top1", "top-1 %"), ("top5", "top-5 %"))]
-    label_txt = (f"the clean top-1 predictions of `{meta.get('label_reference')}` (as in the paper)"
-                 if meta.get("labels") == "model" else "the class folders")
+    label_txt = meta.get("label_note") or meta.get("labels")
     md = ["# brainalign robustness", ""]
     if meta.get("synthetic"):
         md += ["> **Synthetic images** (the built-in synthetic brain's test images).", ""]

@@ -1,8 +1,11 @@
 """``brainalign robustness``: accuracy under white-box attack for several models, figure + JSON.
 
-Labels come from a labelled image folder (``labels='folder'``) or, as in the paper (THINGS
-images have no ImageNet labels), from a reference model's own clean predictions
-(``labels='model'``: the first MODEL, normally the unaligned one, or ``reference``).
+Labels are ground truth whenever the images have it: class folders (``labels='folder'``; the
+paper attacked ImageNet validation images with their labels). Images without labels (e.g.
+THINGS) can be scored against a reference model's own clean predictions (``labels='model'``:
+the first MODEL, normally the unaligned one, or ``reference``); the report then says that the
+labels are model predictions, not ground truth. ``labels='auto'`` (default) takes the folder
+labels when the source has class folders that map onto the models' classes, else the model's.
 """
 from __future__ import annotations
 
@@ -56,8 +59,11 @@ def _n_outputs(clf: PixelClassifier, images, device) -> int:
     return int(out.shape[1])
 
 
+LABEL_SOURCES = ("auto", "folder", "model")
+
+
 def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", attack: str = "fgsm",
-                   eps=DEFAULT_EPS, labels: str = "model", reference: str | None = None, steps: int = 10,
+                   eps=DEFAULT_EPS, labels: str = "auto", reference: str | None = None, steps: int = 10,
                    step_size: float | None = None, batch_size: int = 32, max_images: int | None = None,
                    out=None, overwrite: bool = False, pretrained: bool = True, device=None, seed: int = 0,
                    templates: str = "simple", cache_dir=None, progress: bool = True, log=print,
@@ -68,22 +74,32 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
 
     if not models:
         raise ConfigError("give at least one MODEL")
-    if labels not in ("model", "folder"):
-        raise ConfigError(f"--labels must be 'model' or 'folder', got {labels!r}")
+    if labels not in LABEL_SOURCES:
+        raise ConfigError(f"--labels must be one of {', '.join(LABEL_SOURCES)}, got {labels!r}")
     eps = parse_eps(eps)
     out_dir = prepare_output_dir(out, overwrite=overwrite, command="robustness")
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     t0 = time.time()
     data = load_image_source(images, max_images=max_images, seed=seed)
     log(f"Images: {len(data.images)} from {data.source}")
-    if labels == "folder" and (data.class_names is None or data.synthetic):
+    has_folders = data.class_names is not None and not data.synthetic
+    if labels == "folder" and not has_folders:
         raise ConfigError("--labels folder needs a folder of class subfolders (root/<class>/<image>); this source "
                           "has no class folders: use --labels model")
     srcs = [resolve_model(m, pretrained=pretrained, device=device) for m in models]
     unique_labels(srcs)
     clfs = [build_classifier(s, pretrained=pretrained, templates=templates, device=device, cache_dir=cache_dir,
                              progress=progress, log=log) for s in srcs]
-    if labels == "model":
+    y = label_note = None
+    if labels in ("folder", "auto") and has_folders:
+        try:
+            y = folder_labels(data.class_names, _n_outputs(clfs[0], data.images, device))
+            labels, label_note = "folder", (f"ground truth from {len(set(data.class_names.tolist()))} class folders")
+        except ConfigError:
+            if labels == "folder":
+                raise
+    if y is None:
+        labels = "model"
         if reference is not None and reference not in models:
             ref_src = resolve_model(reference, pretrained=pretrained, device=device)
             ref_clf = build_classifier(ref_src, pretrained=pretrained, templates=templates, device=device,
@@ -93,11 +109,11 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
             k = models.index(reference) if reference is not None else 0
             ref_clf, ref_label = clfs[k], srcs[k].label
         y = predict_labels(ref_clf, data.images, batch_size=batch_size, device=device)
-        log(f"Labels: clean top-1 predictions of {ref_label} (as in the paper)")
+        label_note = (f"the clean top-1 predictions of {ref_label}, not ground truth (these images have no labels "
+                      "that map onto the models' classes)")
     else:
         ref_label = None
-        y = folder_labels(data.class_names, _n_outputs(clfs[0], data.images, device))
-        log(f"Labels: from {len(set(data.class_names.tolist()))} class folders")
+    log(f"Labels: {label_note}")
     curves = []
     for src, clf in zip(srcs, clfs):
         n_out = _n_outputs(clf, data.images, device)
@@ -110,7 +126,7 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
         curves.append(c)
     fig = figures.plot_robustness(curves, out_dir / "robustness.png")
     meta = {"images": data.source, "n_images": len(data.images), "synthetic": data.synthetic, "labels": labels,
-            "label_reference": ref_label, "attack": attack, "eps": eps, "pretrained": pretrained,
+            "label_reference": ref_label, "label_note": label_note, "attack": attack, "eps": eps, "pretrained": pretrained,
             "model_args": list(models), "models": [s.describe() for s in srcs], "seed": seed,
             "provenance": provenance(argv)}
     if attack == "pgd":
