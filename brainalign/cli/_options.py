@@ -13,6 +13,13 @@ def add_device_option(parser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
 
 
+def seed_option(parser, help: str, default: int = 0) -> None:
+    """--seed N (an integer >= 0, checked like the API's seed=)."""
+    from ..validation import SEED_MAX, int_type
+
+    parser.add_argument("--seed", type=int_type("--seed", minimum=0, maximum=SEED_MAX), default=default, help=help)
+
+
 def add_progress_option(parser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 

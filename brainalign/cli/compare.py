@@ -1,7 +1,8 @@
 """``brainalign compare MODEL... [--eeg SOURCE] [--fmri SOURCE]``: how brain-like are these models?"""
 from __future__ import annotations
 
-from ._options import add_output_options, add_device_option, add_progress_option, log
+from ..validation import int_type
+from ._options import add_output_options, add_device_option, add_progress_option, log, seed_option
 
 
 def register(subparsers) -> None:
@@ -25,9 +26,11 @@ def register(subparsers) -> None:
                    help="random weights instead of the standard pretrained ones (no download needed)")
     p.add_argument("--weights", metavar="PATH", help="local weights file for a single backbone MODEL")
     add_device_option(p)
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    p.add_argument("--permutations", type=int, default=1000, help="sign-flip permutations of the cluster test")
-    p.add_argument("--seed", type=int, default=0, help="seed of the permutation tests (default 0)")
+    p.add_argument("--batch-size", type=int_type("--batch-size", minimum=1), default=32,
+                   help="images per forward pass (default 32)")
+    p.add_argument("--permutations", type=int_type("--permutations", minimum=1), default=1000,
+                   help="sign-flip permutations of the cluster test (default 1000)")
+    seed_option(p, "seed of the permutation tests (default 0)")
     p.add_argument("--cache-dir", metavar="DIR", help="cache for EEG decoding RDMs (default $BRAINALIGN_CACHE or "
                                                       "~/.cache/brainalign)")
     add_progress_option(p)

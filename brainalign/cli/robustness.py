@@ -1,7 +1,8 @@
 """``brainalign robustness MODEL... --images SOURCE``: accuracy under FGSM/PGD attack."""
 from __future__ import annotations
 
-from ._options import add_output_options, add_device_option, add_progress_option, log
+from ..validation import int_type
+from ._options import add_output_options, add_device_option, add_progress_option, log, seed_option
 
 from ..evaluate.robustness import DEFAULT_EPS
 
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--attack", choices=["fgsm", "pgd"], default="fgsm", help="attack (default fgsm)")
     p.add_argument("--eps", default=",".join(f"{e:g}" for e in DEFAULT_EPS),
                    help="comma-separated epsilons in pixel units (default 0,0.01,...,0.06)")
-    p.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
+    p.add_argument("--steps", type=int_type("--steps", minimum=1), default=10, help="PGD steps (default 10)")
     p.add_argument("--step-size", type=float, default=None, help="PGD step size (default 2.5*eps/steps)")
     p.add_argument("--labels", choices=["auto", "folder", "model"], default="auto",
                    help="'folder': ground truth from class subfolders (as the paper's ImageNet evaluation); "
@@ -28,15 +29,16 @@ def register(subparsers) -> None:
                         "the report); 'auto' (default): folder labels when the source has class folders that fit "
                         "the models, else the model's")
     p.add_argument("--reference", metavar="MODEL", help="reference model for --labels model (default: the first MODEL)")
-    p.add_argument("--max-images", type=int, default=None, help="use a seeded random subset of this many images")
+    p.add_argument("--max-images", type=int_type("--max-images", minimum=1), default=None,
+                   help="use a seeded random subset of this many images")
     p.add_argument("--templates", choices=["simple", "openai", "single"], default="simple",
                    help="zero-shot prompt templates for CLIP (default: open_clip's 7 'simple' ones)")
     add_output_options(p, "robustness")
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="random weights for backbone names (and a random CLIP text tower)")
     add_device_option(p)
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed (image subset, PGD random start)")
+    p.add_argument("--batch-size", type=int_type("--batch-size", minimum=1), default=32, help="images per batch (default 32)")
+    seed_option(p, "seed (image subset, PGD random start)")
     p.add_argument("--cache-dir", metavar="DIR", help="cache for zero-shot heads (default ~/.cache/brainalign)")
     add_progress_option(p)
     p.set_defaults(func=run)

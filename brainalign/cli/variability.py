@@ -1,7 +1,8 @@
 """``brainalign variability MODEL...``: how different are personalised models from each other?"""
 from __future__ import annotations
 
-from ._options import add_output_options, add_device_option, add_progress_option, log
+from ..validation import int_type
+from ._options import add_output_options, add_device_option, add_progress_option, log, seed_option
 
 
 def register(subparsers) -> None:
@@ -14,12 +15,14 @@ def register(subparsers) -> None:
     p.add_argument("--images", default="synthetic", metavar="SOURCE",
                    help="synthetic[:SEED] (default: the synthetic test images) or an image folder")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers (default: those all models share)")
-    p.add_argument("--max-images", type=int, default=None, help="use a seeded random subset of this many images")
+    p.add_argument("--max-images", type=int_type("--max-images", minimum=3), default=None,
+                   help="use a seeded random subset of this many images (>= 3)")
     add_output_options(p, "variability")
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random weights for backbone names")
     add_device_option(p)
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed (image subset, random weights)")
+    p.add_argument("--batch-size", type=int_type("--batch-size", minimum=1), default=32,
+                   help="images per forward pass (default 32)")
+    seed_option(p, "seed (image subset, random weights)")
     add_progress_option(p)
     p.set_defaults(func=run)
 

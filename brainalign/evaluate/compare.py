@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ConfigError, DataError
+from ..io import default_cache_dir, ensure_dir, prepare_output_dir
+from ..validation import check_int, check_seed
 from . import data_sources as ds
-from ..io import default_cache_dir
 from .model_sources import ModelEntry, resolve_entries
-from ..io import prepare_output_dir
 from .results import EEGResult, FMRIResult
 
 
@@ -57,6 +57,9 @@ def run_compare(models: Sequence[str], *, eeg: str | None = None, fmri: str | No
     """Load data and models from strings, compare, write the report (see module docstring)."""
     if not models:
         raise ConfigError("give at least one MODEL (e.g. 'cornet' or a path to an aligned model)")
+    check_int("n_permutations", n_permutations, minimum=1, fix="the cluster test needs permutations (1000 is usual)")
+    check_seed(seed)
+    check_int("batch_size", batch_size, minimum=1)
     if weights is not None and len(models) > 1:
         raise ConfigError("--weights applies to a single backbone: compare one MODEL with --weights, or save "
                           "the models as aligned files")
@@ -66,6 +69,8 @@ def run_compare(models: Sequence[str], *, eeg: str | None = None, fmri: str | No
         log("No --eeg/--fmri given: using the built-in synthetic brain (procedural images, simulated EEG and "
             "fMRI); see 'brainalign synth'.")
     out_dir = prepare_output_dir(out, overwrite=overwrite, command="compare")  # refuse early, before any work
+    if cache_dir is not None:
+        ensure_dir(cache_dir, "--cache-dir")
     syn = next((s for s in (eeg, fmri) if s and ds.is_synthetic(s)), None)
     brain = ds.synthetic_brain(syn) if syn else None  # one brain shared by EEG and fMRI
     subjects = list(subjects) if subjects else None

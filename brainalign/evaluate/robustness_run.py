@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 
 from ..errors import ConfigError
+from ..validation import check_int, check_seed
 from ..io import default_cache_dir
 from .image_sources import folder_labels, load_image_source
 from .model_sources import ModelSource, resolve_model, unique_labels
@@ -77,6 +78,9 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
     if labels not in LABEL_SOURCES:
         raise ConfigError(f"--labels must be one of {', '.join(LABEL_SOURCES)}, got {labels!r}")
     eps = parse_eps(eps)
+    check_seed(seed)
+    check_int("batch_size", batch_size, minimum=1)
+    check_int("steps", steps, minimum=1)
     out_dir = prepare_output_dir(out, overwrite=overwrite, command="robustness")
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     t0 = time.time()

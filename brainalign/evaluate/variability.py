@@ -13,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, LayerError
+from ..errors import ConfigError, DataError, LayerError
+from ..validation import check_int, check_seed
 from .model_sources import ModelSource, resolve_model, unique_labels
 from .models_rdm import model_rdms
 from ..io import prepare_output_dir
@@ -47,9 +48,20 @@ def common_layers(srcs: Sequence[ModelSource]) -> list[str]:
     return shared
 
 
+MIN_IMAGES = 3  # 3 images give 3 image pairs: the fewest between which RDMs can be correlated
+
+
+def check_n_images(n_images: int) -> None:
+    """DataError when ``n_images`` RDMs could not be correlated (fewer than 3 images)."""
+    if n_images < MIN_IMAGES:
+        raise DataError(f"variability needs at least {MIN_IMAGES} images ({MIN_IMAGES} image pairs) to correlate "
+                        f"two models' RDMs, got {n_images}: use more images (the paper used 200)")
+
+
 def compute_variability(srcs: Sequence[ModelSource], images, *, layers: Sequence[str] | None = None,
                         batch_size: int = 32, device=None, progress: bool = True) -> dict[str, np.ndarray]:
-    """{layer label: (n_models, n_models)} on ``images`` (ImageSet / tensor)."""
+    """{layer label: (n_models, n_models)} on ``images`` (ImageSet / tensor, >= 3 images)."""
+    check_n_images(len(images))
     if len(srcs) < 2:
         raise ConfigError("variability needs at least two models (e.g. personalised models of several subjects)")
     labels = list(layers) if layers else common_layers(srcs)
@@ -77,9 +89,12 @@ def run_variability(models: Sequence[str], *, images: str | None = "synthetic", 
 
     if len(models) < 2:
         raise ConfigError("variability needs at least two MODELs (e.g. the personalised models of two subjects)")
+    check_seed(seed)
+    check_int("batch_size", batch_size, minimum=1)
     out_dir = prepare_output_dir(out, overwrite=overwrite, command="variability")
     t0 = time.time()
     data = load_image_source(images, max_images=max_images, seed=seed)
+    check_n_images(len(data.images))
     log(f"Images: {len(data.images)} from {data.source}")
     srcs = [resolve_model(m, pretrained=pretrained, device=device, layers=layers, seed=seed) for m in models]
     unique_labels(srcs)
