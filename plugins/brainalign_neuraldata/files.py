@@ -64,5 +64,10 @@ def plural(n: int, word: str, words: str | None = None) -> str:
     return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
+def count_range(lo: int, hi: int, word: str) -> str:
+    """'2 images' when every item has the same count, '2-4 images' otherwise."""
+    return plural(hi, word) if lo == hi else f"{lo}-{hi} {word}s"
+
+
 def _matches(p: Path, suffixes: tuple) -> bool:
     return p.is_file() and any(p.name.lower().endswith(s) for s in suffixes)

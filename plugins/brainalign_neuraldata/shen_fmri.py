@@ -22,7 +22,7 @@ from brainalign.data.images import ImageSet
 from brainalign.data.matching import match_images
 from brainalign.errors import DataError
 
-from .files import plural
+from .files import count_range, plural
 
 DEFAULT_ROIS = ("V1", "V2", "V3", "V4", "LOC")
 LABEL_COLUMNS = ("stimulus_name", "Label", "image_index")
@@ -149,16 +149,15 @@ def shen_summary(path, label_column: str | None = None) -> dict:
 def format_shen_summary(s: dict) -> str:
     lines = [f"Shen fMRI file {s['file']}: {plural(s['n_trials'], 'trial')} x {plural(s['n_columns'], 'column')}"]
     if "label_column" in s:
-        lo, hi = s["repetitions"]
-        each = plural(hi, "trial") if lo == hi else f"{lo}-{hi} trials"
+        each = count_range(*s["repetitions"], "trial")
         lines.append(f"  stimuli: {s['n_stimuli']} (column '{s['label_column']}', {each} each; "
                      f"e.g. {', '.join(s['example_ids'])})")
     else:
         lines.append(f"  stimuli: {s['label_error']}")
     lines.append("  ROIs: " + (", ".join(f"{k} ({plural(v, 'voxel')})" for k, v in s["rois"].items()) or "none"))
     found = [r for r in DEFAULT_ROIS if any(k in s["rois"] for k in (f"ROI_{r}", *_ROI_ALIASES.get(r, ())))]
-    lines.append(f"  a default load (shen:FILE, load_shen_fmri) gives one dataset with ROIs {', '.join(found) or 'none'} "
-                 "(a 'roi' channel descriptor), repetitions averaged per stimulus")
+    lines.append(f"  a default load (shen:FILE, load_shen_fmri) gives one dataset with ROIs "
+                 f"{', '.join(found) or 'none'} (a 'roi' channel descriptor), repetitions averaged per stimulus")
     return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ from brainalign.data.images import ImageSet
 from brainalign.data.subjects import subject_number
 from brainalign.errors import DataError
 
-from .files import plural
+from .files import count_range, plural
 
 SPLITS = ("training", "test")
 _EEG_KEYS = ("preprocessed_eeg_data", "ch_names", "times")
@@ -213,8 +213,7 @@ def format_summary(summary: dict) -> str:
         lines.append(f"    time {s['tmin']:.3f} .. {s['tmax']:.3f} s{sf}")
         lines.append(f"    channels in the file: {', '.join(s['channels'])}")
         if "n_concepts" in s:
-            lo, hi = s["images_per_concept"]
-            per = plural(hi, "image") if lo == hi else f"{lo}-{hi} images"
+            per = count_range(*s["images_per_concept"], "image")
             lines.append(f"    concepts: {s['n_concepts']} ({per} each); metadata lists "
                          f"{plural(s['n_images_metadata'], 'image')}")
         else:
