@@ -145,7 +145,7 @@ def test_zscore_modes_feature_global_and_none(release):
         load_things_eeg2(root, 1, "test", zscore="channel", **kw)
 
 
-def test_times_in_milliseconds_are_refused(tmp_path, release):
+def test_times_in_milliseconds_are_refused(tmp_path, release, capsys):
     root, train, test, _ = release
     d = root / "preprocessed_data" / "sub-01"
     np.save(d / "preprocessed_eeg_test.npy", {"preprocessed_eeg_data": test, "ch_names": list(FILE_CHANNELS),
@@ -153,9 +153,15 @@ def test_times_in_milliseconds_are_refused(tmp_path, release):
     with pytest.raises(DataError, match=r"times run -200 .. 790 with step 10, which looks like milliseconds.*"
                                          r"divide them by 1000"):
         load_things_eeg2(root, 1, "test", check_images=False)
-    assert main(["data", "things-eeg2", str(root), "--split", "test"]) == 0  # the summary still shows the file
     with pytest.raises(DataError, match="milliseconds"):
         load_things_eeg2(root, 1, "test", time_window=None, check_images=False)
+    assert main(["data", "things-eeg2", str(root), "--split", "test"]) == 0  # the summary shows the file and why
+    assert "time window: " in (out := capsys.readouterr().out) and "looks like milliseconds" in out
+    code = main(["compare", "cornet_tiny", "--no-pretrained", "--eeg", f"things-eeg2:{root}", "--subjects", "1",
+                 "--out", str(tmp_path / "rep"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "looks like milliseconds" in err[0]
+    assert not (tmp_path / "rep").exists() or not any((tmp_path / "rep").iterdir())
 
 
 # --- bad input: each a DataError naming the file/field ---------------------------------------
