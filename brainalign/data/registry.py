@@ -53,7 +53,7 @@ class DatasetSpec:
     kind: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.kind is not None:
+        if self.kind is not None and self.kind != self.modality:  # (dataclasses.replace passes kind=modality)
             warnings.warn(f"DatasetSpec({self.name!r}, kind=...) is deprecated: use modality=", DeprecationWarning,
                           stacklevel=3)
             object.__setattr__(self, "modality", self.kind)
