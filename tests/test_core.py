@@ -73,7 +73,7 @@ def test_dataset_targets_trials_and_concept_split():
     (dict(responses=np.zeros((6, 2, 4)), channel_names=["O1"]), "channel names"),
     (dict(responses=np.zeros((6, 2, 4)), times=[0.0]), "time points"),
     (dict(responses=np.zeros((6, 4)), concepts=["a"]), "one label per image"),
-    (dict(responses=np.zeros((6, 4)), modality="meg"), "modality"),
+    (dict(responses=np.zeros((6, 4)), modality=""), "modality"),
 ])
 def test_dataset_rejects_inconsistent_input(kwargs, match):
     images = np.zeros((6, 3, 4, 4), np.float32)

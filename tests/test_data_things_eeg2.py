@@ -99,17 +99,69 @@ def test_training_split_zscored_has_unit_stats_and_metadata_at_root(release):
     np.testing.assert_allclose(ds.repetitions.std(axis=(0, 1)), 1, atol=1e-4)
 
 
-def test_summary_and_cli(release, capsys):
+def test_summary_and_cli_show_what_a_default_load_gives(release, capsys):
     root, *_ = release
     s = things_eeg2_summary(root, 1)
-    assert s["splits"]["test"]["shape"] == (N_TEST, R_TEST, 19, 100)
-    assert s["splits"]["training"]["n_concepts"] == 3 and s["splits"]["test"]["n_default_window"] == 20
+    assert s["splits"]["test"]["shape"] == (N_TEST, R_TEST, 19, 100) and s["splits"]["training"]["n_concepts"] == 3
+    load = s["load"]
+    assert load["channels"] == list(DEFAULT_CHANNELS) and load["n_times"] == 20
+    assert (load["tmin"], load["tmax"]) == (0.0, 0.19) and load["zscore"] == "feature"
+    assert load["zscore_source"] == "training split"
     assert main(["data", "things-eeg2", str(root), "--subject", "1"]) == 0
     out = capsys.readouterr().out
     assert "4 images x 5 repetitions x 19 channels x 100 times" in out and "-0.200 .. 0.790 s" in out
-    assert "concepts: 3 (2 images each)" in out
+    assert "concepts: 3 (2 images each)" in out and "concepts: 4 (1 image each)" in out  # grammar
+    assert f"17 channels, selected by name in this order: {', '.join(DEFAULT_CHANNELS)}" in out
+    assert "0-200 ms = 20 samples (0.000 .. 0.190 s)" in out
+    assert "z-scored per channel x time point ('feature') with the statistics of the training split" in out
+    assert main(["data", f"things-eeg2:{root}", "-o", "zscore=global", "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "one mean and one std ('global'" in out and "training:" not in out
     assert main(["data", "things-eeg2", str(root), "--subject", "2"]) == 2
     assert "sub-01, sub-03" in capsys.readouterr().err
+    assert main(["data", str(root), "-o", "zscor=global"]) == 2  # a bare root is recognised; option names checked
+    assert "no option 'zscor': options are zscore" in capsys.readouterr().err
+
+
+def test_zscore_modes_feature_global_and_none(release):
+    root, train, test, _ = release
+    ch, t = _idx(DEFAULT_CHANNELS), np.arange(20, 40)
+    tr, te = train[:, :, ch][..., t], test[:, :, ch][..., t]
+    kw = dict(check_images=False, average_repetitions=False)
+    glob = load_things_eeg2(root, 1, "test", zscore="global", **kw)
+    np.testing.assert_allclose(glob.repetitions, (te - tr.mean()) / tr.std(), rtol=1e-4, atol=1e-5)  # ONE mean/std
+    assert glob.meta["zscore"] == "global" and glob.meta["zscore_source"] == "training split"
+    feat = load_things_eeg2(root, 1, "test", zscore=True, **kw)  # True is the old spelling of 'feature'
+    np.testing.assert_allclose(feat.repetitions, (te - tr.mean((0, 1))) / tr.std((0, 1)), rtol=1e-4, atol=1e-5)
+    raw = load_things_eeg2(root, 1, "test", zscore=None, **kw)
+    np.testing.assert_allclose(raw.repetitions, te, rtol=1e-5)
+    assert load_things_eeg2(root, 1, "test", zscore=False, **kw).meta["zscore"] is None
+    # the global scaling keeps the average ERP (what the paper's head sees), 'feature' removes it
+    train_feat = load_things_eeg2(root, 1, "training", **kw).repetitions
+    train_glob = load_things_eeg2(root, 1, "training", zscore="global", **kw).repetitions
+    np.testing.assert_allclose(train_feat.mean((0, 1)), 0, atol=1e-5)
+    np.testing.assert_allclose([train_glob.mean(), train_glob.std()], [0, 1], atol=1e-4)
+    with pytest.raises(DataError, match="zscore must be 'feature', 'global' or None"):
+        load_things_eeg2(root, 1, "test", zscore="channel", **kw)
+
+
+def test_times_in_milliseconds_are_refused(tmp_path, release, capsys):
+    root, train, test, _ = release
+    d = root / "preprocessed_data" / "sub-01"
+    np.save(d / "preprocessed_eeg_test.npy", {"preprocessed_eeg_data": test, "ch_names": list(FILE_CHANNELS),
+                                              "times": TIMES * 1000}, allow_pickle=True)
+    with pytest.raises(DataError, match=r"times run -200 .. 790 with step 10, which looks like milliseconds.*"
+                                         r"divide them by 1000"):
+        load_things_eeg2(root, 1, "test", check_images=False)
+    with pytest.raises(DataError, match="milliseconds"):
+        load_things_eeg2(root, 1, "test", time_window=None, check_images=False)
+    assert main(["data", "things-eeg2", str(root), "--split", "test"]) == 0  # the summary shows the file and why
+    assert "time window: " in (out := capsys.readouterr().out) and "looks like milliseconds" in out
+    code = main(["compare", "cornet_tiny", "--no-pretrained", "--eeg", f"things-eeg2:{root}", "--subjects", "1",
+                 "--out", str(tmp_path / "rep"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "looks like milliseconds" in err[0]
+    assert not (tmp_path / "rep").exists() or not any((tmp_path / "rep").iterdir())
 
 
 # --- bad input: each a DataError naming the file/field ---------------------------------------
@@ -188,9 +240,35 @@ def test_count_mismatch_missing_unreadable_images_and_nan(release):
     assert load_things_eeg2(root, 1, channels=["O1"]).responses.shape == (N_TEST, 1, 20)
 
 
-def test_zscore_needs_training_file(release):
-    root, *_ = release
+def test_test_file_alone_is_enough_for_evaluation(release, capsys):
+    """Only the test file downloaded: z-scoring uses its own trials, with a note; training is for alignment."""
+    root, _, test, _ = release
     (root / "preprocessed_data" / "sub-03" / "preprocessed_eeg_training.npy").unlink()
-    with pytest.raises(DataError, match="training file .*missing.*zscore=False"):
-        load_things_eeg2(root, 3, check_images=False)
-    assert load_things_eeg2(root, 3, zscore=False, check_images=False).responses.shape == (N_TEST, 17, 20)
+    ds = load_things_eeg2(root, 3, check_images=False, average_repetitions=False)
+    assert "preprocessed_eeg_training.npy is missing" in capsys.readouterr().out
+    assert ds.meta["zscore_source"] == "test split's own trials (training file missing)"
+    np.testing.assert_allclose(ds.repetitions.mean((0, 1)), 0, atol=1e-5)
+    assert load_things_eeg2(root, 3, zscore=None, check_images=False).responses.shape == (N_TEST, 17, 20)
+    with pytest.raises(DataError, match=r"training.npy not found \(aligning models needs the training split"):
+        load_things_eeg2(root, 3, "training", check_images=False)
+    assert main(["data", "things-eeg2", str(root), "--subject", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "training: preprocessed_eeg_training.npy not downloaded (needed only to align models)" in out
+    assert "with the statistics of the test split's own trials (training file missing)" in out
+
+
+def test_compare_runs_on_a_test_only_download(tmp_path, capsys):
+    """`brainalign compare` on a THINGS-EEG2 root whose training files were never downloaded."""
+    from brainalign.data.synthetic import SyntheticBrain
+
+    root = tmp_path / "things"
+    SyntheticBrain(n_train_concepts=2, n_test_concepts=4, train_images_per_concept=2, test_images_per_concept=2,
+                   image_size=32, n_subjects=2, n_repetitions_train=2, n_repetitions_test=8).write_things_eeg2(root)
+    for f in root.glob("preprocessed_data/sub-*/preprocessed_eeg_training.npy"):
+        f.unlink()
+    code = main(["compare", "cornet_tiny", "--no-pretrained", "--eeg", f"things-eeg2:{root}", "--out",
+                 str(tmp_path / "rep"), "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "z-scored (feature) with its own trials' statistics" in captured.out and "EEG RSA" in captured.out
+    assert (tmp_path / "rep" / "results.json").is_file()

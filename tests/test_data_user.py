@@ -6,9 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
+from brainalign import hookimpl
 from brainalign.cli import main
 from brainalign.data import NeuralDataset
-from brainalign.data.registry import available_datasets, load_eeg_source, load_fmri_source, parse_source
+from brainalign.data.registry import DatasetSpec, available_datasets, load_eeg_source, load_fmri_source, \
+    load_source, parse_source, source_subjects
 from brainalign.data.user import from_arrays, from_folder, from_mne_epochs
 from brainalign.errors import DataError, OutputExistsError
 
@@ -107,8 +109,11 @@ def test_from_mne_epochs_averages_per_image():
 
 # --- registry and source strings ----------------------------------------------------------------
 def test_plugin_registers_datasets():
-    names = {(s.kind, s.name) for s in available_datasets()}
-    assert {("eeg", "things-eeg2"), ("fmri", "shen-fmri"), ("eeg", "synthetic"), ("fmri", "synthetic")} <= names
+    names = {(s.modality, s.name) for s in available_datasets()}
+    assert {("eeg", "things-eeg2"), ("fmri", "shen-fmri"), ("eeg", "synthetic"), ("fmri", "synthetic"),
+            (None, "mne"), (None, "rdm")} <= names
+    assert {s.name for s in available_datasets("fmri")} == {"shen-fmri", "synthetic", "mne", "rdm"}
+    assert all(s.kind == s.modality for s in available_datasets())  # the old attribute name still reads
 
 
 def test_sources_synthetic_and_written_layouts(tmp_path, capsys):
@@ -117,20 +122,28 @@ def test_sources_synthetic_and_written_layouts(tmp_path, capsys):
     mem = load_eeg_source("synthetic:5", 2, "test", **small)
     assert isinstance(mem, NeuralDataset) and mem.responses.shape == (4, 17, 20) and mem.meta["seed"] == 5
     assert load_eeg_source(mem) is mem
+    assert load_source("synthetic:5", 2, "test", modality="eeg", **small).responses.shape == (4, 17, 20)
+    assert source_subjects("synthetic:5", "eeg") == [1, 2, 3, 4]  # the default brain of seed 5
     out = tmp_path / "synth"
     assert main(["synth", "--out", str(out), "--seed", "5", "--subjects", "2", "--concepts", "3",
                  "--test-concepts", "2", "--images-per-concept", "2", "--test-images-per-concept", "2"]) == 0
     things = out / "things-eeg2"
     assert parse_source(str(things))[0].name == "things-eeg2"  # bare root auto-detected
+    assert source_subjects(f"things-eeg2:{things}") == [1, 2] and source_subjects(str(out / "shen")) == [1, 2]
     for src in (f"things-eeg2:{things}", str(things)):
         disk = load_eeg_source(src, 2, "test", image_size=64)
         np.testing.assert_allclose(disk.responses, mem.responses, atol=1e-5)
     rois = load_fmri_source(f"shen:{out / 'shen'}", 1, "test", image_size=64)
     ref = load_fmri_source("synthetic:5", 1, "test", **small)
-    np.testing.assert_allclose(rois["LOC"].responses, ref["LOC"].responses, atol=1e-5)
-    assert list(rois["LOC"].stimulus_ids) == list(ref["LOC"].stimulus_ids)
+    assert rois.rois == ref.rois == ["V1", "V2", "V3", "V4", "LOC"]
+    np.testing.assert_allclose(rois.select_channels(roi="LOC").responses, ref.select_channels(roi="LOC").responses,
+                               atol=1e-5)
+    assert list(rois.stimulus_ids) == list(ref.stimulus_ids)
     f = next((out / "shen").glob("sub-02_*Training*.h5"))
-    assert load_fmri_source(str(f), 2, rois=["V1"])["V1"].responses.shape == (6, 64)  # bare .h5 detected
+    assert load_fmri_source(str(f), 2, rois=["V1"]).responses.shape == (6, 64)  # bare .h5 detected
+    with pytest.warns(DeprecationWarning):  # an old {roi: dataset} dict passes through, joined
+        old = {"V1": rois["V1"], "LOC": rois["LOC"]}
+    assert load_fmri_source(old).rois == ["V1", "LOC"]
     # refusing a non-empty output folder, then overwriting without deleting user files
     (out / "mine.txt").write_text("keep me")
     assert main(["synth", "--out", str(out)]) == 2
@@ -145,7 +158,8 @@ def test_sources_synthetic_and_written_layouts(tmp_path, capsys):
 
 
 def test_unknown_sources(tmp_path):
-    with pytest.raises(DataError, match=r"unknown eeg data source 'thingz:/x'.*Accepted: 'synthetic'"):
+    with pytest.raises(DataError, match=r"unknown eeg data source 'thingz:/x'.*Did you mean: things.*Accepted: "
+                                        r"things-eeg2: THINGS-EEG2"):
         load_eeg_source("thingz:/x", 1)
     with pytest.raises(DataError, match="things-eeg2 needs the release folder"):
         load_eeg_source("things-eeg2:", 1)
@@ -154,5 +168,60 @@ def test_unknown_sources(tmp_path):
     (tmp_path / "x.txt").write_text("?")
     with pytest.raises(DataError, match="cannot tell which eeg dataset"):
         load_eeg_source(str(tmp_path / "x.txt"), 1)
-    with pytest.raises(DataError, match="no file in .* match sub-01_\\*Test\\*"):
+    with pytest.raises(DataError, match=r"no file in .* match sub-01\*test\*.h5"):
         load_fmri_source(f"shen:{tmp_path}", 1)
+    with pytest.raises(DataError, match="dataset 'shen' gives fmri data, not eeg"):
+        load_eeg_source("shen:/x", 1)
+    with pytest.raises(DataError, match="'synthetic' provides eeg, fmri data: pass modality="):
+        load_source("synthetic", 1)
+    with pytest.raises(DataError, match="THINGS-EEG2 root .*nowhere does not exist"):
+        source_subjects(f"things-eeg2:{tmp_path / 'nowhere'}")
+
+
+class _ToyPlugin:
+    """A third-party dataset plugin: one source, registered through the public hook."""
+
+    calls: list = []
+
+    @staticmethod
+    @hookimpl
+    def brainalign_datasets():
+        def load(location, subject, split="test", **kw):
+            _ToyPlugin.calls.append((location, subject, split, kw))
+            rng = np.random.default_rng(int(subject))
+            return from_arrays(torch.rand(4, 3, 8, 8), rng.normal(size=(4, 5)), modality="ecog", subject=subject)
+
+        return [DatasetSpec("toy", load, "a toy ECoG source (toy:ANY)", modality="ecog",
+                            subjects=lambda location: [3, 7], describe=lambda loc, subject, split=None: f"toy {loc}")]
+
+
+@pytest.fixture()
+def toy_plugin():
+    from brainalign.plugin_manager import get_plugin_manager, register_plugin
+
+    pm = get_plugin_manager()
+    register_plugin(pm, _ToyPlugin, "toy_datasets")
+    yield _ToyPlugin
+    pm.unregister(name="toy_datasets")
+
+
+def test_a_plugin_source_works_everywhere_by_name(toy_plugin, capsys):
+    from brainalign.evaluate.data_sources import default_subjects, load_subjects
+
+    ds = load_source("toy:here", 3, "test", extra=1)
+    assert ds.modality == "ecog" and toy_plugin.calls[-1] == ("here", 3, "test", {"extra": 1})
+    assert default_subjects("toy:x") == [3, 7]
+    assert list(load_subjects("toy:x", None, modality="ecog")) == [3, 7]  # every subject the source lists
+    with pytest.raises(DataError, match="'toy' gives ecog data, not eeg"):
+        load_eeg_source("toy:x", 1)
+    assert main(["data", "toy", "somewhere"]) == 0 and capsys.readouterr().out.strip() == "toy somewhere"
+    assert main(["data", "list"]) == 0 and "ecog  toy: a toy ECoG source" in capsys.readouterr().out
+
+
+def test_dataset_spec_kind_is_deprecated_and_modality_is_any_name():
+    with pytest.warns(DeprecationWarning, match="use modality="):
+        spec = DatasetSpec("old", lambda *a: None, kind="fmri")
+    assert spec.modality == spec.kind == "fmri"
+    assert DatasetSpec("x", lambda *a: None, "", "behaviour").modality == "behaviour"  # positional, as before
+    with pytest.raises(DataError, match="modality must be a name"):
+        DatasetSpec("bad", lambda *a: None, modality="")

@@ -1,4 +1,8 @@
-"""Neural data: the dataset model, loaders (THINGS-EEG2, Shen fMRI, user arrays) and the synthetic brain."""
+"""Neural data: the modality-agnostic data model, sources by name, user data, the synthetic brain.
+
+Dataset sources (THINGS-EEG2, Shen fMRI, MNE epochs, RDM files, the synthetic brain) are
+plugins (``brainalign_datasets`` hook); ``load_things_eeg2`` and friends are their loaders.
+"""
 from .dataset import NeuralDataset
 from .images import ImageSet
 
@@ -7,9 +11,10 @@ _LAZY = {
     "SyntheticBrain": "synthetic", "SyntheticConfig": "synthetic",
     "load_things_eeg2": "things_eeg2", "things_eeg2_summary": "things_eeg2",
     "load_shen_fmri": "shen_fmri", "shen_summary": "shen_fmri",
-    "from_arrays": "user", "from_folder": "user", "from_mne_epochs": "user",
-    "DatasetSpec": "registry", "available_datasets": "registry", "load_eeg_source": "registry",
-    "load_fmri_source": "registry", "load_dataset": "registry",
+    "from_arrays": "user", "from_folder": "user", "from_mne_epochs": "user", "load_mne_epochs": "user",
+    "NeuralRDMs": "neural_rdms", "load_rdms": "neural_rdms",
+    "DatasetSpec": "registry", "available_datasets": "registry", "load_source": "registry",
+    "load_eeg_source": "registry", "load_fmri_source": "registry", "load_dataset": "registry",
     "DEFAULT_CHANNELS": "_eeg",
 }
 

@@ -1,7 +1,7 @@
-"""EEG preprocessing shared by the THINGS-EEG2 loader and the synthetic brain.
+"""Time-series preprocessing shared by the data model, every loader and the synthetic brain.
 
-Both go through :func:`eeg_dataset` so the synthetic brain has exactly the loader's
-semantics (channel selection by name, time window, training-split z-scoring, averaging).
+Channel selection by name, the time-unit check and time windows (seconds), and z-scoring
+('feature' or 'global'), so every source has exactly the same semantics.
 """
 from __future__ import annotations
 
@@ -16,6 +16,57 @@ DEFAULT_CHANNELS = ("O1", "Oz", "O2", "PO7", "PO3", "POz", "PO4", "PO8",
                     "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8")
 DEFAULT_TIME_WINDOW = (0.0, 0.2)
 _EPS_T = 1e-6  # tolerance for float time stamps such as 0.19999999
+# Epochs are stimulus-locked: no modality brainalign reads has responses 30 s after onset,
+# so larger, sample-spaced time stamps are milliseconds (-200 .. 790) given as seconds.
+MAX_EPOCH_SECONDS = 30.0
+ZSCORE_MODES = ("feature", "global")
+
+
+def check_times(times, source: str = "times") -> np.ndarray:
+    """Time stamps as float64 seconds (n_times,); DataError for ms, NaN or unsorted values.
+
+    The one check of time units: every dataset and every window selection goes through it.
+    """
+    t = np.asarray(times, dtype=np.float64).ravel()
+    if not np.isfinite(t).all():
+        raise DataError(f"{source}: times contain NaN/Inf values; give finite time stamps in seconds")
+    if t.size > 1 and not (np.diff(t) > 0).all():
+        raise DataError(f"{source}: times must increase strictly (got {t[:4].tolist()}...); give one time stamp "
+                        "per sample, in seconds, in recording order")
+    step = float(np.median(np.diff(t))) if t.size > 1 else 1.0
+    if t.size and np.max(np.abs(t)) > MAX_EPOCH_SECONDS and step >= 0.5:
+        raise DataError(f"{source}: times run {t[0]:g} .. {t[-1]:g} with step {step:g}, which looks like "
+                        "milliseconds, but brainalign's times are in seconds from stimulus onset; divide them by "
+                        "1000 (e.g. times=np.asarray(times) / 1000)")
+    return t
+
+
+def zscore_mode(zscore) -> str | None:
+    """'feature' | 'global' | None from a ``zscore`` argument (True -> 'feature', False -> None)."""
+    if zscore is True:
+        return "feature"
+    if zscore is False or zscore is None:
+        return None
+    if isinstance(zscore, str) and zscore in ZSCORE_MODES:
+        return zscore
+    raise DataError(f"zscore must be 'feature', 'global' or None (True = 'feature', False = None), got {zscore!r}")
+
+
+def zscore_stats(trials: np.ndarray, mode: str = "feature") -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of reference trials (n_images, n_repetitions, *response_shape).
+
+    'feature': one mean/std per response feature (e.g. channel x time) over images and
+    repetitions, each shaped like one response. 'global': ONE mean and ONE std over every
+    value (ReAlnet's scaling), as 0-d arrays. Flat features keep std 1 (no division by 0).
+    """
+    x = np.asarray(trials, dtype=np.float64)
+    if zscore_mode(mode) == "global":
+        mean, std = np.asarray(x.mean()), np.asarray(x.std())
+    else:
+        mean, std = x.mean(axis=(0, 1)), x.std(axis=(0, 1))
+    tiny = 1e-9 * float(np.abs(x).max()) if x.size else 0.0  # relative: MEG values are ~1e-13 T
+    std = np.where(std > tiny, std, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def channel_indices(ch_names: Sequence[str], channels: Sequence[str] | None, source: str) -> np.ndarray:
@@ -44,7 +95,7 @@ def time_indices(times: np.ndarray, window: tuple[float, float] | None, source: 
 
     At 100 Hz the default (0.0, 0.2) selects the 20 samples 0.00 .. 0.19 s.
     """
-    times = np.asarray(times, dtype=np.float64)
+    times = check_times(times, source)
     if window is None:
         return np.arange(len(times))
     try:
@@ -63,18 +114,6 @@ def time_indices(times: np.ndarray, window: tuple[float, float] | None, source: 
     if idx.size == 0:
         raise DataError(f"time_window {window} s selects no samples of {source} (step {dt:.4f} s): widen it")
     return idx
-
-
-def zscore_stats(train_trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std per channel x time over images and repetitions.
-
-    train_trials: (n_images, n_repetitions, n_channels, n_times) -> two (n_channels, n_times).
-    """
-    x = np.asarray(train_trials, dtype=np.float64)
-    mean = x.mean(axis=(0, 1))
-    std = x.std(axis=(0, 1))
-    std = np.where(std > 1e-12, std, 1.0)  # a flat channel stays flat instead of dividing by 0
-    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def check_trials(arr, source: str, field: str = "preprocessed_eeg_data") -> np.ndarray:

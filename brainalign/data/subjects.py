@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 _RANGE = re.compile(r"(?:sub-?)?(\d+)(?:-(?:sub-?)?(\d+))?", re.IGNORECASE)
 
@@ -51,3 +51,16 @@ def subject_label(subject) -> str:
     """'sub-01' for 1 or '1'; 'sub-<text>' for other identifiers."""
     s = str(subject)
     return f"sub-{int(s):02d}" if s.isdigit() else (s if s.startswith("sub-") else f"sub-{s}")
+
+
+def subject_number(subject) -> int:
+    """1, '01', 'sub-01' -> 1; DataError for anything else (names, 0, negatives)."""
+    s = str(subject).strip()
+    s = s[4:] if s.lower().startswith("sub-") else s
+    try:
+        n = int(s)
+    except ValueError:
+        raise DataError(f"subject {subject!r} is not a subject number: use 1, '01' or 'sub-01'") from None
+    if n < 1:
+        raise DataError(f"subject numbers start at 1, got {subject!r}")
+    return n

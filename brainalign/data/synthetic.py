@@ -448,14 +448,15 @@ class SyntheticBrain:
         return self._cache[key]
 
     def eeg(self, subject, split: str = "training", *, average_repetitions: bool = True,
-            channels=None, time_window=DEFAULT_TIME_WINDOW, zscore: bool = True,
+            channels=None, time_window=DEFAULT_TIME_WINDOW, zscore="feature",
             image_size: int | None = None) -> NeuralDataset:
         """EEG of ``subject`` (1..n_subjects) for ``split``, with the THINGS-EEG2 loader's semantics.
 
         Channels are selected by name in the requested order (default None: all of
         ``config.channel_names``, i.e. the 17 THINGS-EEG2 channels), samples with start <= t < stop
-        (default 0-200 ms = 20 samples), z-scored per channel x time with mean/std over the
-        images and repetitions of the same subject's *training* split, then averaged over
+        (default 0-200 ms = 20 samples), z-scored with the same subject's *training* split
+        statistics (``zscore='feature'``: per channel x time over images and repetitions;
+        'global': one mean and one std, as ReAlnet; None: raw), then averaged over
         repetitions. Returns responses (n_images, n_channels, n_times); with
         ``average_repetitions=False`` the z-scored trials are kept in ``.repetitions``
         (n_images, n_repetitions, n_channels, n_times) and ``responses`` is their mean.
@@ -466,8 +467,10 @@ class SyntheticBrain:
         ch = channel_indices(cfg.channel_names, channels, src)
         ti = time_indices(cfg.times, time_window, src)
         trials = select_trials(self.eeg_trials(subject, split), ch, ti)
-        if zscore:
-            mean, std = zscore_stats(select_trials(self.eeg_trials(subject, "training"), ch, ti))
+        from ._eeg import zscore_mode
+
+        if (zscore := zscore_mode(zscore)) is not None:
+            mean, std = zscore_stats(select_trials(self.eeg_trials(subject, "training"), ch, ti), zscore)
             trials = (trials - mean) / std
         return NeuralDataset(
             images=self.images(split, image_size), responses=trials.mean(1),
@@ -500,8 +503,9 @@ class SyntheticBrain:
         return self._cache[key]
 
     def fmri(self, subject, split: str = "test", *, rois=ROIS, average_repetitions: bool = True,
-             image_size: int | None = None) -> dict[str, NeuralDataset]:
-        """fMRI-like ROI responses: {roi: NeuralDataset with responses (n_images, n_voxels)}.
+             image_size: int | None = None) -> NeuralDataset:
+        """fMRI-like ROI responses: one NeuralDataset (n_images, n_voxels of all ROIs) with a 'roi'
+        channel descriptor (``select_channels(roi="V1")``, ``iter_rois()``).
 
         ROIs V1, V2, V3, V4, LOC read stages 1, 1+2, 2, 3, 4 of the same hidden network.
         Repetitions are kept in ``.repetitions`` when ``average_repetitions=False``.
@@ -513,12 +517,12 @@ class SyntheticBrain:
             raise DataError(f"unknown ROI(s) {unknown or rois} for the synthetic brain: choose from {', '.join(ROIS)}")
         trials = self.fmri_trials(subject, split)
         images = self.images(split, image_size)
-        return {roi: NeuralDataset(images=images, responses=trials[roi].mean(1),
+        return NeuralDataset.from_rois({roi: NeuralDataset(images=images, responses=trials[roi].mean(1),
                                    repetitions=None if average_repetitions else trials[roi], modality="fmri",
                                    subject=subject, concepts=self.image_concepts(split), roi=roi,
                                    stimulus_ids=self.stimulus_ids(split),
                                    meta=dict(source="synthetic", seed=self.config.seed, split=split))
-                for roi in rois}
+                for roi in rois})
 
     # --- writing to disk -------------------------------------------------------------
     def write_things_eeg2(self, root, *, subjects=None, overwrite: bool = False, image_format: str = "jpg") -> Path:

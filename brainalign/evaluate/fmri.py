@@ -22,25 +22,37 @@ def roi_rdm(dataset) -> np.ndarray:
     return rdm(dataset.responses.reshape(len(dataset), -1), "correlation").vectors[0]
 
 
+def roi_datasets(dataset) -> dict:
+    """{roi: NeuralDataset} of one subject's fMRI: a dataset with a 'roi' descriptor is split
+    by ROI, one without counts as one ROI ('all'), an old {roi: dataset} dict passes through."""
+    if isinstance(dataset, dict):
+        return dict(dataset)
+    if not dataset.rois:
+        return {"all": dataset}
+    return dict(dataset.iter_rois())
+
+
 def compare_fmri(entries: list[ModelEntry], fmri: dict, *, batch_size: int = 32, device=None,
                  pooling: str = "flatten", progress: bool = True, log=print) -> FMRIResult:
     """RSA of every model's layers against every subject's ROI RDMs.
 
     Args:
         entries: models to compare.
-        fmri: {subject: {roi: NeuralDataset (n_images, n_voxels)}}.
+        fmri: {subject: NeuralDataset (n_images, n_voxels) with a 'roi' channel descriptor}
+            (old {subject: {roi: NeuralDataset}} dicts work too).
     Returns FMRIResult with values[model] (n_layers, n_subjects, n_rois).
     """
     from ..rsa import compare
 
     subjects = list(fmri)
-    rois = list(next(iter(fmri.values())))
+    per_roi = {s: roi_datasets(fmri[s]) for s in subjects}
+    rois = list(per_roi[subjects[0]])
     for s in subjects:
-        if list(fmri[s]) != rois:
-            raise DataError(f"subject {s} has ROIs {list(fmri[s])} but subject {subjects[0]} has {rois}: "
+        if list(per_roi[s]) != rois:
+            raise DataError(f"subject {s} has ROIs {list(per_roi[s])} but subject {subjects[0]} has {rois}: "
                             "load the same ROIs for every subject")
-    neural = {s: {r: roi_rdm(fmri[s][r]) for r in rois} for s in subjects}
-    prints = {s: fmri[s][rois[0]].images.fingerprint() for s in subjects}
+    neural = {s: {r: roi_rdm(per_roi[s][r]) for r in rois} for s in subjects}
+    prints = {s: per_roi[s][rois[0]].images.fingerprint() for s in subjects}
     rdm_cache = ModelRDMCache(batch_size=batch_size, device=device, pooling=pooling)
     values, layers = {}, {}
     for e in entries:
@@ -48,9 +60,9 @@ def compare_fmri(entries: list[ModelEntry], fmri: dict, *, batch_size: int = 32,
         v = np.zeros((len(e.layer_labels), len(subjects), len(rois)))
         for si, s in enumerate(subjects):
             src = e.for_subject(s)
-            first = fmri[s][rois[0]]
+            first = per_roi[s][rois[0]]
             for r in rois[1:]:
-                if fmri[s][r].images.fingerprint() != prints[s]:
+                if per_roi[s][r].images is not first.images and per_roi[s][r].images.fingerprint() != prints[s]:
                     raise DataError(f"subject {s}'s ROI {r} has a different image set than ROI {rois[0]}")
             mv = rdm_cache.get(src, first, prints[s], progress=progress)
             for ri, r in enumerate(rois):
@@ -71,4 +83,4 @@ def compare_fmri(entries: list[ModelEntry], fmri: dict, *, batch_size: int = 32,
                       values=values, noise_ceiling=ceiling,
                       settings={"roi_rdm": "1 - Pearson across voxels", "model_rdm": "1 - Pearson",
                                 "score": "max over layers of Spearman", "pooling": pooling,
-                                "n_images": int(len(next(iter(fmri.values()))[rois[0]]))})
+                                "n_images": int(len(per_roi[subjects[0]][rois[0]]))})
