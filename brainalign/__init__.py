@@ -34,6 +34,7 @@ _LAZY = {
     "save_aligned": "brainalign.alignment",
     "NeuralDataset": "brainalign.data.dataset",
     "ImageSet": "brainalign.data.images",
+    "use_image_cache": "brainalign.data.image_cache",
 }
 _SUBMODULES = {"rsa", "data", "models", "alignment", "evaluate", "cli"}
 

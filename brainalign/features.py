@@ -115,7 +115,8 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
 def iter_features(model: nn.Module, images, layers=None, *, batch_size: int = 32, pooling: str = "flatten",
                   preprocessing: Callable[[torch.Tensor], torch.Tensor] | None = None,
                   device: str | torch.device | None = None, progress: bool = True,
-                  dtype: torch.dtype = torch.float32) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+                  dtype: torch.dtype = torch.float32,
+                  image_cache=None) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
     """Yield ``(indices, {layer: (b, n_features) tensor on CPU})`` batch by batch.
 
     Args:
@@ -129,6 +130,8 @@ def iter_features(model: nn.Module, images, layers=None, *, batch_size: int = 32
         device: where to run; None keeps the model where it is (moving it otherwise).
         progress: show progress (a bar in a terminal, compact lines in a log file).
         dtype: dtype of the yielded features.
+        image_cache: where image files are decoded to once (see :mod:`brainalign.data.image_cache`):
+            None -> the process setting, a folder, or False (decode every file on every call).
 
     Yields:
         indices (b,) int64 into ``images``, and the pooled features of each layer.
@@ -141,7 +144,7 @@ def iter_features(model: nn.Module, images, layers=None, *, batch_size: int = 32
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     batch_size = int(batch_size)
-    imgs = _as_images(images)
+    imgs = _as_images(images).with_cache(image_cache)
     n = len(imgs)
     if n == 0:
         raise DataError("no images to extract features from (0 images)")
@@ -167,10 +170,12 @@ def _batches(model, imgs, tap, batch_size, pooling, preprocessing, dev, progress
     model.eval()
     try:
         with tap, torch.inference_mode():
-            starts = range(0, n, batch_size)
-            for start in _progress(starts, total=len(starts), enabled=progress, desc="features", unit="batch"):
-                idx = np.arange(start, min(start + batch_size, n))
-                x = imgs.load(idx).to(dev, non_blocking=True)
+            index_batches = [np.arange(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+            # the next batch is read (cache or files) while this one runs; uint8 -> float on `dev`
+            loaded = imgs.batches(index_batches, device=dev)
+            for idx, x in _progress(loaded, total=len(index_batches), enabled=progress, desc="features",
+                                    unit="batch"):
+                start = int(idx[0])
                 if preprocessing is not None:
                     x = preprocessing(x)
                 _run_batch(model, tap, x.to(in_dtype), first=start == 0, batch_size=batch_size)
@@ -202,7 +207,7 @@ def _run_batch(model, tap, x: torch.Tensor, *, first: bool, batch_size: int) -> 
 def extract_features(model: nn.Module, images, layers=None, *, batch_size: int = 32, pooling: str = "flatten",
                      preprocessing: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      device: str | torch.device | None = None, progress: bool = True,
-                     dtype: torch.dtype = torch.float32) -> dict[str, np.ndarray]:
+                     dtype: torch.dtype = torch.float32, image_cache=None) -> dict[str, np.ndarray]:
     """Features of all ``images``: ``{layer: ndarray (n_images, n_features)}``.
 
     Same arguments as :func:`iter_features`; keys are module names (spec labels such as
@@ -220,7 +225,8 @@ def extract_features(model: nn.Module, images, layers=None, *, batch_size: int =
                           f"float64, got {dtype}")
     np_dtype = torch.empty((), dtype=dtype).numpy().dtype
     for idx, batch in iter_features(model, images, layers, batch_size=batch_size, pooling=pooling,
-                                    preprocessing=preprocessing, device=device, progress=progress, dtype=dtype):
+                                    preprocessing=preprocessing, device=device, progress=progress, dtype=dtype,
+                                    image_cache=image_cache):
         if not out:  # the first batch gives every layer's width: check before allocating
             _check_output_memory(n, {k: t.shape[1] for k, t in batch.items()}, np_dtype.itemsize, pooling)
         for name, t in batch.items():

@@ -18,6 +18,14 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # (parallel test runs, CI); passive waiting costs nothing on an idle machine. Must be set
 # before torch is imported, hence here.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# decoded-image caches go to a temporary folder, not the user's ~/.cache (subprocesses inherit it)
+if "BRAINALIGN_IMAGE_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["BRAINALIGN_IMAGE_CACHE"] = tempfile.mkdtemp(prefix="brainalign-test-images-")
+    atexit.register(shutil.rmtree, os.environ["BRAINALIGN_IMAGE_CACHE"], True)
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "", None}
 

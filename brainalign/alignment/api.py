@@ -111,7 +111,7 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
           head_pooling: str | dict = "flatten", rank_temperature: float = DEFAULT_RANK_TEMPERATURE,
           device=None, amp: bool = False, out_dir: str | Path | None = None, resume: bool = False,
           progress: bool = True, preprocessing: Callable | None = None,
-          train_backbone: bool = True) -> AlignResult:
+          train_backbone: bool = True, image_cache=None, images_on_device: bool = False) -> AlignResult:
     """Align ``model`` with neural responses (ReAlnet, generalised to any backbone and modality).
 
     Loss per batch: ``L_task + beta * (MSE + L_cont)`` where L_task distils the starting model
@@ -149,6 +149,12 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
         preprocessing: callable on (n, 3, H, W) [0, 1] images; default: the spec's, or none.
         train_backbone: False freezes the backbone (eval mode) and trains the head only: the
             "readout of the unaligned model" baseline (the task loss is then constant).
+        image_cache: where image files are decoded once for every epoch, run and process
+            (:mod:`brainalign.data.image_cache`): None -> the process setting, a folder, or
+            False (decode on every read).
+        images_on_device: hold the whole image set on ``device`` (uint8 for image files) so
+            each step indexes and converts its batch there with no host work (CUDA; 16,540
+            images at 224 px take 2.5 GB). Results are identical either way.
 
     Returns:
         :class:`AlignResult`.
@@ -163,6 +169,12 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
     spec = spec_of(model)
     layers = resolve_layers(model, layers)  # LayerError with suggestions, before any work
     ds = _resolve_dataset(eeg, fmri, data, targets)
+    if image_cache is not None:
+        from ..data.image_cache import check_cache_dir
+
+        if image_cache is not False and image_cache is not True:
+            check_cache_dir(image_cache)
+        ds = ds._replace(images=ds.images.with_cache(image_cache))
     _check_settings(beta=beta, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                     val_fraction=val_fraction, contrastive=contrastive, rank_temperature=rank_temperature,
                     resume=resume, out_dir=out_dir)
@@ -182,6 +194,8 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
     ctx = distributed.setup(device)
     device = ctx.device
     try:
+        if images_on_device:
+            ds = ds._replace(images=ds.images.to_device(device))
         return _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing, dict(
             beta=float(beta), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), optimizer=optimizer,
             seed=int(seed), val_fraction=float(val_fraction), task_loss=task_loss, contrastive=bool(contrastive),

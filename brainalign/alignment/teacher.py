@@ -59,8 +59,7 @@ def compute_teacher_targets(model: nn.Module, images, kind: str, *, preprocessin
     model.eval()
     outs = []
     try:
-        for start in range(0, n, batch_size):
-            x = images.load(list(range(start, min(n, start + batch_size)))).to(device)
+        for _, x in images.batches([range(s, min(n, s + batch_size)) for s in range(0, n, batch_size)], device):
             if preprocessing is not None:
                 x = preprocessing(x)
             out = model_output(model(x)).float()

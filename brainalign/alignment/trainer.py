@@ -139,7 +139,7 @@ def evaluate(module: AlignModule, images, targets: torch.Tensor, teacher: torch.
     try:
         for start in range(0, len(images), batch_size):
             idx = list(range(start, min(len(images), start + batch_size)))
-            x = images.load(idx).to(device)
+            x = images.load(idx, device=device)
             x = preprocessing(x) if preprocessing is not None else x
             out, pred = module(x)
             rhos.append(spearman_rows(targets[idx].to(device), pred).cpu())
@@ -196,7 +196,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
             student.eval()
         batches = epoch_batches(len(data.train_images), s.batch_size, s.seed, epoch, ctx, min_batch)
         sums = torch.zeros(5, dtype=torch.float64)  # task, mse, cont, total, n_images
-        bar = progress(_prefetched(data.train_images, batches), enabled=s.progress and ctx.is_main,
+        bar = progress(data.train_images.batches(batches, device), enabled=s.progress and ctx.is_main,
                        desc=f"epoch {epoch + 1}/{s.epochs}", total=len(batches), unit="batch")
         for b, (idx, x) in enumerate(bar):
             x = x.to(device, non_blocking=True)
@@ -266,18 +266,3 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     outcome.best_epoch = best["epoch"]
     return outcome
 
-
-def _prefetched(images, batches):
-    """Yield (indices, images) while a worker thread reads the next batch (image files are
-    decoded off the training thread; in-memory image sets cost nothing extra)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if not batches:
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        nxt = pool.submit(images.load, batches[0].numpy())
-        for i, idx in enumerate(batches):
-            x = nxt.result()
-            if i + 1 < len(batches):
-                nxt = pool.submit(images.load, batches[i + 1].numpy())
-            yield idx, x

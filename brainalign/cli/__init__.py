@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        code = args.func(args)
+        from ..data.image_cache import use_image_cache
+
+        with use_image_cache(getattr(args, "image_cache", None)):  # --image-cache / --no-image-cache
+            code = args.func(args)
         return int(code or 0)
     except BrainAlignError as exc:
         print(f"brainalign: error: {_one_line(exc)}", file=sys.stderr)

@@ -20,6 +20,16 @@ def seed_option(parser, help: str, default: int = 0) -> None:
     parser.add_argument("--seed", type=int_type("--seed", minimum=0, maximum=SEED_MAX), default=default, help=help)
 
 
+def add_image_cache_option(parser) -> None:
+    """--image-cache DIR / --no-image-cache (applied to every ImageSet of the command by main())."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--image-cache", metavar="DIR", default=None,
+                   help="folder where image files are decoded once and reused by later epochs, runs and "
+                        "processes (default: $BRAINALIGN_IMAGE_CACHE, else <cache dir>/images)")
+    g.add_argument("--no-image-cache", dest="image_cache", action="store_const", const=False,
+                   help="decode image files on every read instead")
+
+
 def add_progress_option(parser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 

@@ -1,7 +1,7 @@
 """``brainalign align BACKBONE --eeg SOURCE``: personalised aligned models, one folder per run."""
 from __future__ import annotations
 
-from ._options import add_device_option, add_progress_option
+from ._options import add_image_cache_option, add_device_option, add_progress_option
 
 import json
 from pathlib import Path
@@ -38,6 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default brainalign-results/align-BACKBONE)")
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoint")
     add_device_option(p)
+    add_image_cache_option(p)
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--format", choices=("pt", "safetensors"), default="pt", help="aligned model file format")
     add_progress_option(p)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..validation import int_type
-from ._options import add_output_options, add_device_option, add_progress_option, log, seed_option
+from ._options import add_image_cache_option, add_output_options, add_device_option, add_progress_option, log, seed_option
 
 
 def register(subparsers) -> None:
@@ -26,6 +26,7 @@ def register(subparsers) -> None:
                    help="random weights instead of the standard pretrained ones (no download needed)")
     p.add_argument("--weights", metavar="PATH", help="local weights file for a single backbone MODEL")
     add_device_option(p)
+    add_image_cache_option(p)
     p.add_argument("--batch-size", type=int_type("--batch-size", minimum=1), default=32,
                    help="images per forward pass (default 32)")
     p.add_argument("--permutations", type=int_type("--permutations", minimum=1), default=1000,

@@ -1,7 +1,7 @@
 """``brainalign demo [--out DIR] [--quick]``: align a small model to the synthetic brain, end to end."""
 from __future__ import annotations
 
-from ._options import add_output_options, add_device_option, add_progress_option, log
+from ._options import add_image_cache_option, add_output_options, add_device_option, add_progress_option, log
 
 
 def register(subparsers) -> None:
@@ -21,6 +21,7 @@ def register(subparsers) -> None:
                                                              "classifier stand-in); needs them cached or online")
     p.add_argument("--weights", metavar="PATH", help="local weights for --backbone (skips the classifier stand-in)")
     add_device_option(p)
+    add_image_cache_option(p)
     p.add_argument("--cache-dir", metavar="DIR", help="cache for EEG decoding RDMs")
     add_progress_option(p)
     p.set_defaults(func=run)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..validation import int_type
-from ._options import add_output_options, add_device_option, add_progress_option, log, seed_option
+from ._options import add_image_cache_option, add_output_options, add_device_option, add_progress_option, log, seed_option
 
 from ..evaluate.robustness import DEFAULT_EPS
 
@@ -37,6 +37,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="random weights for backbone names (and a random CLIP text tower)")
     add_device_option(p)
+    add_image_cache_option(p)
     p.add_argument("--batch-size", type=int_type("--batch-size", minimum=1), default=32, help="images per batch (default 32)")
     seed_option(p, "seed (image subset, PGD random start)")
     p.add_argument("--cache-dir", metavar="DIR", help="cache for zero-shot heads (default ~/.cache/brainalign)")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..validation import int_type
-from ._options import add_output_options, add_device_option, add_progress_option, log, seed_option
+from ._options import add_image_cache_option, add_output_options, add_device_option, add_progress_option, log, seed_option
 
 
 def register(subparsers) -> None:
@@ -20,6 +20,7 @@ def register(subparsers) -> None:
     add_output_options(p, "variability")
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random weights for backbone names")
     add_device_option(p)
+    add_image_cache_option(p)
     p.add_argument("--batch-size", type=int_type("--batch-size", minimum=1), default=32,
                    help="images per forward pass (default 32)")
     seed_option(p, "seed (image subset, random weights)")
