@@ -322,3 +322,14 @@ def test_align_with_images_on_device_gives_identical_results(tmp_path):
     assert a.history[0]["total"] == b.history[0]["total"]
     for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(v, w), k
+
+
+def test_build_image_cache_builds_now_and_returns_a_cached_set(tmp_path, counted_decode):
+    paths = _write_images(tmp_path / "imgs", n=3)
+    built = image_cache.build_image_cache(ImageSet.from_paths(paths, size=None), size=SIZE, folder=tmp_path / "c",
+                                          progress=False)
+    assert len(counted_decode) == 3 and len(_entries(tmp_path / "c")) == 1
+    np.testing.assert_array_equal(built.subset([2]).load_uint8().numpy()[0], decode_image(paths[2], SIZE))
+    assert len(counted_decode) == 3
+    with pytest.raises(Exception, match="image files"):
+        image_cache.build_image_cache(ImageSet.from_array(np.zeros((1, 3, 4, 4), np.float32)))

@@ -358,3 +358,27 @@ class PathSource:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+def build_image_cache(images, size: int | None = None, folder=None, *, progress: bool = True):
+    """Decode ``images`` (an ImageSet of files) into the cache now, instead of on the first read,
+    and return the ImageSet that reads from it.
+
+    ``size``: the side in px (default: the set's own size); ``folder``: the cache folder (None:
+    the process setting). Raises DataError for an in-memory set or one without a size.
+    """
+    from ..errors import DataError
+    from .images import ImageSet
+
+    if not isinstance(images, ImageSet) or images.paths is None:
+        raise DataError("build_image_cache needs an ImageSet of image files (in-memory images need no cache)")
+    size = int(size if size is not None else images.size or 0)
+    if size < 1:
+        raise DataError("build_image_cache needs a size: pass size=N (the backbone's input size)")
+    location = resolve_location(folder if folder is not None else None)
+    if location.root is None:
+        raise DataError("the image cache is turned off (--no-image-cache / BRAINALIGN_IMAGE_CACHE=off); pass "
+                        "folder=DIR to build one anyway")
+    out = ImageSet(paths=images.paths, size=size, cache=location.root if folder is not None else None)
+    out._source._store = open_or_build(out.paths, size, location, out._source.decode, progress=progress) or False
+    return out
