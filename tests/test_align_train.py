@@ -169,9 +169,9 @@ def test_nan_loss_names_epoch_and_batch_and_keeps_checkpoint(tmp_path):
     assert not (tmp_path / "aligned.pt").exists()
 
 
-def test_amp_is_ignored_with_a_warning_on_cpu():
-    with pytest.warns(UserWarning, match="amp"):
-        align(TinyNet(), LAYERS, tiny_dataset(), **{**FAST, "epochs": 1}, amp=True)
+def test_amp_true_runs_bf16_on_cpu():
+    res = align(TinyNet(), LAYERS, tiny_dataset(), **{**FAST, "epochs": 1}, amp=True)
+    assert res.config["settings"]["amp"] == "bf16"
 
 
 def test_model_name_string_and_default_layers():

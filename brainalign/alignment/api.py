@@ -20,6 +20,7 @@ from . import distributed
 from .checkpoint import fingerprint, load_aligned_file, load_checkpoint, save_aligned_file, state_sha256
 from .head import EncoderHead, probe_layer_shapes
 from .losses import DEFAULT_RANK_TEMPERATURE, check_targets_rankable
+from .precision import check_amp, resolve_amp
 from .teacher import cached_teacher_targets, compute_teacher_targets, model_output, resolve_task_loss
 from .trainer import OPTIMIZERS, TrainData, TrainSettings, train
 
@@ -109,9 +110,10 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
           optimizer: str = "adam", seed: int = 2023, val_fraction: float = 0.1, task_loss: str = "auto",
           contrastive: bool = True, unpaired: bool = False, head_hidden: int = 128,
           head_pooling: str | dict = "flatten", rank_temperature: float = DEFAULT_RANK_TEMPERATURE,
-          device=None, amp: bool = False, out_dir: str | Path | None = None, resume: bool = False,
+          device=None, amp: str | bool | None = None, out_dir: str | Path | None = None, resume: bool = False,
           progress: bool = True, preprocessing: Callable | None = None,
-          train_backbone: bool = True, image_cache=None, images_on_device: bool = False) -> AlignResult:
+          train_backbone: bool = True, image_cache=None, images_on_device: bool = False,
+          channels_last: bool = False, compile: bool = False) -> AlignResult:
     """Align ``model`` with neural responses (ReAlnet, generalised to any backbone and modality).
 
     Loss per batch: ``L_task + beta * (MSE + L_cont)`` where L_task distils the starting model
@@ -142,7 +144,11 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
         head_hidden, head_pooling: encoder width (128) and 'flatten'|'avg'|'adaptive<k>'
             (or {layer: pooling}) to shrink large layers.
         rank_temperature: soft-rank temperature in units of the row's std (see losses.soft_rank).
-        device: None/'auto'/'cpu'/'cuda'. amp: mixed precision on CUDA (ignored on CPU).
+        device: None/'auto'/'cpu'/'cuda'.
+        amp: 'bf16' (CUDA, and CPU where supported), 'fp16' (with a GradScaler, saved in the
+            checkpoint) or None; True = 'bf16' where supported, else 'fp16'.
+        channels_last, compile: NHWC memory format / ``torch.compile`` of the step's forward
+            (speed only; see :mod:`brainalign.alignment.precision` for the tolerances).
         out_dir: run folder for atomic per-epoch checkpoints, teacher cache, history.json,
             config.json and aligned.pt; None -> nothing is written.
         resume: continue from out_dir/checkpoint.pt (bit-identical to an uninterrupted run).
@@ -169,6 +175,7 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
     spec = spec_of(model)
     layers = resolve_layers(model, layers)  # LayerError with suggestions, before any work
     ds = _resolve_dataset(eeg, fmri, data, targets)
+    check_amp(amp)
     if image_cache is not None:
         from ..data.image_cache import check_cache_dir
 
@@ -200,7 +207,8 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
             beta=float(beta), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), optimizer=optimizer,
             seed=int(seed), val_fraction=float(val_fraction), task_loss=task_loss, contrastive=bool(contrastive),
             unpaired=bool(unpaired), head_hidden=int(head_hidden), head_pooling=head_pooling,
-            rank_temperature=float(rank_temperature), amp=bool(amp), train_backbone=bool(train_backbone)),
+            rank_temperature=float(rank_temperature), amp=resolve_amp(amp, device),
+            train_backbone=bool(train_backbone), channels_last=bool(channels_last), compile=bool(compile)),
             progress)
     finally:
         ctx.close()
@@ -314,7 +322,8 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
                        lr=settings["lr"], optimizer=settings["optimizer"], seed=seed,
                        contrastive=settings["contrastive"], rank_temperature=settings["rank_temperature"],
                        task_kind=task_kind, amp=settings["amp"], progress=progress,
-                       train_backbone=settings["train_backbone"])
+                       train_backbone=settings["train_backbone"], channels_last=settings["channels_last"],
+                       compile=settings["compile"])
     outcome = train(student, head, layers, data, ts, preprocessing=preprocessing, ctx=ctx, out_dir=out_dir,
                     resume_state=resume_state, fingerprint=fp, backbone_name=backbone_name, config=config)
     config["best_epoch"] = outcome.best_epoch

@@ -72,12 +72,14 @@ def setup(device=None) -> DistContext:
         return DistContext(device=resolve_device(device))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device)
-    if dev.type == "cuda":
-        dev = torch.device("cuda", local_rank)
+    if dev.type == "cuda":  # one GPU per local rank; more ranks than GPUs share them round-robin
+        dev = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
         torch.cuda.set_device(dev)
     owns = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        # BRAINALIGN_DIST_BACKEND overrides (e.g. gloo for ranks sharing one GPU, which NCCL refuses)
+        backend = os.environ.get("BRAINALIGN_DIST_BACKEND") or ("nccl" if dev.type == "cuda" else "gloo")
+        dist.init_process_group(backend=backend)
         owns = True
     return DistContext(world_size=dist.get_world_size(), rank=dist.get_rank(), local_rank=local_rank,
                        device=dev, owns_group=owns)

@@ -8,10 +8,8 @@ checkpoint holds every RNG state, so a resumed run ends bit-identical to an unin
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from torch import nn
 from ..errors import ConfigError, TrainingError
 from ..progress import log, progress
 from ..taps import LayerTap
-from . import distributed
+from . import distributed, precision
 from .checkpoint import save_checkpoint, set_rng_state
 from .losses import contrastive_loss, spearman_rows, task_agreement, task_loss_fn
 from .teacher import model_output
@@ -60,9 +58,11 @@ class TrainSettings:
     contrastive: bool
     rank_temperature: float
     task_kind: str
-    amp: bool
+    amp: str | bool | None  # see precision.check_amp
     progress: bool
     train_backbone: bool = True
+    channels_last: bool = False
+    compile: bool = False
 
 
 @dataclass
@@ -114,18 +114,6 @@ def _cpu_state(module: nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def _amp_setup(amp: bool, device: torch.device):
-    """-> (autocast context factory, GradScaler or None)."""
-    if not amp:
-        return contextlib.nullcontext, None
-    if device.type != "cuda":
-        warnings.warn("amp=True is ignored on CPU (mixed precision is used on CUDA only)", stacklevel=3)
-        return contextlib.nullcontext, None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
-
-
 @torch.no_grad()
 def evaluate(module: AlignModule, images, targets: torch.Tensor, teacher: torch.Tensor, *, preprocessing,
              task_kind: str, device: torch.device, batch_size: int) -> tuple[float, float | None]:
@@ -165,8 +153,10 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
         student.requires_grad_(False)
     params = [p for p in list(student.parameters()) + list(head.parameters()) if p.requires_grad]
     opt = _make_optimizer(s.optimizer, params, s.lr)
-    autocast, scaler = _amp_setup(s.amp, device)
+    prec = precision.setup(s.amp, s.channels_last, s.compile, device=device)
+    scaler = prec.scaler
     ddp = distributed.wrap(module, ctx, find_unused_parameters=s.task_kind == "none" and s.train_backbone)
+    forward = prec.forward_fn(ddp)  # channels_last weights and/or torch.compile
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
 
     outcome = TrainOutcome()
@@ -200,11 +190,11 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
                        desc=f"epoch {epoch + 1}/{s.epochs}", total=len(batches), unit="batch")
         for b, (idx, x) in enumerate(bar):
             x = x.to(device, non_blocking=True)
-            x = preprocessing(x) if preprocessing is not None else x
+            x = prec.input(preprocessing(x) if preprocessing is not None else x)
             y = targets_dev[idx.to(device)]
-            with autocast():
-                out, pred = ddp(x)
-            task = task_loss_fn(s.task_kind, out, teacher_dev[idx.to(device)]) if s.task_kind != "none" else zero
+            with prec.autocast():
+                out, pred = forward(x)
+            task = task_loss_fn(s.task_kind, out.float(), teacher_dev[idx.to(device)]) if s.task_kind != "none" else zero
             pred = pred.float()
             mse = F.mse_loss(pred, y)
             cont = contrastive_loss(y, pred, s.rank_temperature) if s.contrastive else zero
@@ -217,13 +207,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
                                     f"mse={float(mse.detach()):.4g}, contrastive={float(cont.detach()):.4g}); {kept}. Lower lr "
                                     "or beta, try amp=False, or check the images and responses")
             opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(total).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                total.backward()
-                opt.step()
+            precision.backward_step(total, opt, scaler)
             k = len(idx)
             vals = torch.stack([task.detach(), mse.detach(), cont.detach(), total.detach()]).double().cpu()
             sums[:4] += vals * k

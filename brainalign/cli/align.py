@@ -39,7 +39,12 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoint")
     add_device_option(p)
     add_image_cache_option(p)
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--amp", choices=("bf16", "fp16"), default=None,
+                   help="mixed precision: bf16 (CUDA, or CPU where supported) or fp16 (with loss scaling)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format (faster convolutions on GPUs)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    p.add_argument("--images-on-device", action="store_true",
+                   help="keep the whole decoded image set on the device (CUDA: no host work per step)")
     p.add_argument("--format", choices=("pt", "safetensors"), default="pt", help="aligned model file format")
     add_progress_option(p)
     p.set_defaults(func=run)
@@ -81,7 +86,8 @@ def run(args) -> int:
                         lr=args.lr, seed=args.seed, val_fraction=args.val_fraction,
                         contrastive=not args.no_contrastive, unpaired=args.unpaired, head_pooling=args.head_pooling,
                         device=args.device, amp=args.amp, out_dir=folder, resume=args.resume,
-                        progress=args.progress)
+                        progress=args.progress, channels_last=args.channels_last, compile=args.compile,
+                        images_on_device=args.images_on_device)
             if args.format == "safetensors":
                 res.save(done)
                 (folder / "aligned.pt").unlink(missing_ok=True)
