@@ -16,6 +16,7 @@ import brainalign.data.images as images_mod
 from brainalign.data import image_cache
 from brainalign.data.images import ImageSet, decode_image
 from brainalign.errors import OutputError
+from test_cli_robustness import image_folder  # noqa: F401  (fixture: 2 class folders x 3 PNGs)
 
 SIZE = 16
 
@@ -258,20 +259,10 @@ def test_16bit_images_are_scaled_not_clipped(tmp_path, mode, ext):
     assert float((y16 - y8).abs().max()) < 1 / 255 + 1e-6
 
 
-def _cli_images(tmp_path):
-    rng = np.random.default_rng(0)
-    root = tmp_path / "cli_imgs"
-    for c in ("0", "7"):
-        (root / c).mkdir(parents=True)
-        for i in range(2):
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    return root
-
-
-def test_cli_image_cache_options(tmp_path, capsys):
+def test_cli_image_cache_options(image_folder, tmp_path, capsys):
     from brainalign.cli import main
 
-    images = _cli_images(tmp_path)
+    images = image_folder
     base = ["robustness", "cornet_tiny", "--no-pretrained", "--images", str(images), "--eps", "0", "--no-progress"]
     cache = tmp_path / "icache"
     assert main([*base, "--image-cache", str(cache), "--out", str(tmp_path / "a")]) == 0
