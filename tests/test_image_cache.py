@@ -324,3 +324,22 @@ def test_build_image_cache_builds_now_and_returns_a_cached_set(tmp_path, counted
     assert len(counted_decode) == 3
     with pytest.raises(Exception, match="image files"):
         image_cache.build_image_cache(ImageSet.from_array(np.zeros((1, 3, 4, 4), np.float32)))
+
+
+def test_48bit_rgb_png_decodes_like_its_8bit_original(tmp_path):
+    """PIL opens 16-bit-per-channel RGB PNGs as 8-bit RGB; the result matches the original."""
+    import struct
+    import zlib
+
+    rng = np.random.default_rng(2)
+    a8 = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    rows = b"".join(b"\x00" + (a8[y].astype(np.uint16) * 257).astype(">u2").tobytes() for y in range(12))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    p = tmp_path / "rgb48.png"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 10, 12, 16, 2, 0, 0, 0))
+                  + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    got = decode_image(p, None)
+    assert int(np.abs(got.transpose(1, 2, 0).astype(int) - a8).max()) <= 1
