@@ -108,7 +108,12 @@ def test_amp_values_are_checked_early():
 
 
 def test_cli_amp_choices_are_one_line_errors(capsys):
-    from brainalign.cli import main
+    from brainalign.cli import build_parser, main
+
+    parse = build_parser().parse_args
+    assert parse(["align", "cornet_tiny", "--amp"]).amp == "auto"  # the old bare flag still works
+    args = parse(["align", "cornet_tiny", "--amp", "fp16", "--channels-last", "--compile", "--images-on-device"])
+    assert (args.amp, args.channels_last, args.compile, args.images_on_device) == ("fp16", True, True, True)
 
     assert main(["align", "cornet_tiny", "--amp", "fp8"]) == 2
     err = capsys.readouterr().err

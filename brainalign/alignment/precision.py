@@ -73,13 +73,16 @@ class StepPrecision:
         """(b, 3, H, W) batch in the memory format the weights use."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
 
-    def forward_fn(self, module: nn.Module) -> Callable:
-        """``module`` (moved to channels_last in place when asked) or its compiled forward."""
+    def prepare(self, module: nn.Module) -> nn.Module:
+        """Move ``module``'s weights to channels_last in place when asked (before any
+        DistributedDataParallel wrapper, whose gradient buckets follow the weights' strides)."""
         if self.channels_last:
             module.to(memory_format=torch.channels_last)
-        if not self.compile:
-            return module
-        return torch.compile(module)
+        return module
+
+    def forward_fn(self, module: nn.Module) -> Callable:
+        """``module`` itself, or its ``torch.compile``d forward."""
+        return torch.compile(module) if self.compile else module
 
     def describe(self) -> str:
         parts = [self.amp or "fp32"] + (["channels_last"] if self.channels_last else []) + (

@@ -155,8 +155,9 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     opt = _make_optimizer(s.optimizer, params, s.lr)
     prec = precision.setup(s.amp, s.channels_last, s.compile, device=device)
     scaler = prec.scaler
+    prec.prepare(module)  # channels_last weights, before DDP
     ddp = distributed.wrap(module, ctx, find_unused_parameters=s.task_kind == "none" and s.train_backbone)
-    forward = prec.forward_fn(ddp)  # channels_last weights and/or torch.compile
+    forward = prec.forward_fn(ddp)  # torch.compile when asked
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
 
     outcome = TrainOutcome()

@@ -39,8 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoint")
     add_device_option(p)
     add_image_cache_option(p)
-    p.add_argument("--amp", choices=("bf16", "fp16"), default=None,
-                   help="mixed precision: bf16 (CUDA, or CPU where supported) or fp16 (with loss scaling)")
+    p.add_argument("--amp", nargs="?", choices=("bf16", "fp16", "auto"), const="auto", default=None,
+                   help="mixed precision: bf16 (CUDA, or CPU where supported) or fp16 (with loss scaling); "
+                        "auto (or a bare --amp): bf16 where the device supports it, else fp16")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format (faster convolutions on GPUs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step")
     p.add_argument("--images-on-device", action="store_true",
