@@ -132,7 +132,7 @@ def stage_decode(a) -> dict:
 
     images = _training_images(a)
     n = min(a.decode_images, len(images))
-    paths = ImageSet(images.paths[:n], size=224)
+    paths = ImageSet(images.paths[:n], size=224, cache=False)  # decoding itself, not a cache build
     t0 = time.perf_counter()
     for start in range(0, n, 64):
         paths.load(list(range(start, min(n, start + 64))))
