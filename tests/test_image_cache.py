@@ -183,6 +183,17 @@ def test_disk_full_is_clear_error_and_leaves_no_file(tmp_path, monkeypatch):
     assert leftovers == []  # no half-written array, no metadata, lock released
 
 
+def test_partial_file_of_a_killed_builder_is_removed_by_the_next_build(tmp_path):
+    paths = _write_images(tmp_path / "imgs", n=2)
+    root = tmp_path / "cache"
+    entry = root / image_cache.cache_key(paths, SIZE)
+    entry.mkdir(parents=True)
+    (entry / ".images.npy.abc123.tmp").write_bytes(b"\0" * 1000)  # SIGKILL mid-build leaves this
+    (entry / ".brainalign.lock").write_text('{"pid": 999999999, "host": "%s"}' % __import__("socket").gethostname())
+    ImageSet.from_paths(paths, size=SIZE, cache=root).load([0])  # dead owner's lock taken over
+    assert sorted(p.name for p in entry.iterdir()) == ["images.npy", "meta.json"]
+
+
 def _build_in_child(paths, root, queue):
     import time
 

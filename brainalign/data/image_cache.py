@@ -248,6 +248,9 @@ def build_cache(folder: Path, key: str, paths: Sequence[Path], size: int, decode
     data, meta_path = folder / "images.npy", folder / "meta.json"
     with contextlib.suppress(FileNotFoundError):
         meta_path.unlink()  # an entry being replaced is invalid from now on
+    for left in folder.glob(".images.npy.*.tmp"):  # a killed builder's partial file (we hold the lock)
+        with contextlib.suppress(OSError):
+            left.unlink()
     log(f"image cache: decoding {n} images at {size} px into {data} ({total / 1e9:.2f} GB)")
 
     def writer(fh) -> None:
