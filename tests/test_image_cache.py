@@ -3,6 +3,7 @@ builders, bad cache folders, a full disk, 16-bit images."""
 from __future__ import annotations
 
 import errno
+import json
 import multiprocessing as mp
 import os
 import warnings
@@ -66,6 +67,15 @@ def test_cached_pixels_equal_decoding_and_subsets_share_one_entry(tmp_path, coun
     np.testing.assert_array_equal(again.load_uint8().numpy(), want)
     assert len(counted_decode) == len(paths)
     assert (root / _entries(root)[0].name / "meta.json").is_file()
+
+
+def test_subset_taken_before_the_first_load_decodes_only_its_images(tmp_path, counted_decode):
+    paths = _write_images(tmp_path / "imgs", n=6)
+    root = tmp_path / "cache"
+    few = ImageSet.from_paths(paths, size=SIZE, cache=root).subset([4, 1])  # e.g. --max-images
+    np.testing.assert_array_equal(few.load_uint8().numpy(), np.stack([decode_image(paths[i], SIZE) for i in (4, 1)]))
+    assert len(counted_decode) == 2 and len(_entries(root)) == 1
+    assert json.loads((_entries(root)[0] / "meta.json").read_text())["n_images"] == 2
 
 
 def test_uncached_and_native_size_sets_decode_every_time(tmp_path, counted_decode):

@@ -335,6 +335,10 @@ class PathSource:
         self._store: CachedImages | None | bool = None  # None: not resolved yet; False: no cache
         self._lock = threading.Lock()
 
+    def opened(self) -> bool:
+        """True once the first read has opened (or built) the cache entry, or found none."""
+        return self._store is not None
+
     def store(self) -> CachedImages | None:
         if self._store is None:
             with self._lock:

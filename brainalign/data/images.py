@@ -25,7 +25,9 @@ class ImageSet:
     ``load(indices)`` returns float32 (len(indices), 3, H, W) in [0, 1]. Path-based sets
     are resized to ``size`` on load (default: 224) so batches stack, and decoded through the
     image cache (``cache``: None = the process setting, a folder, or False = decode on every
-    load; see :mod:`brainalign.data.image_cache`). Subsets share their parent's cache.
+    load; see :mod:`brainalign.data.image_cache`). A subset taken after the first load reads
+    its parent's cache entry; one taken before gets its own entry of just its images (so
+    ``subset`` of a large folder never decodes the whole folder).
     """
 
     def __init__(self, paths: Sequence[str | Path] | None = None, tensor: torch.Tensor | None = None,
@@ -141,7 +143,8 @@ class ImageSet:
             return self
         new = copy.copy(self)
         new.cache = cache
-        new._source = PathSource(self._source.paths, self.size, cache, decode_image)
+        new._source = PathSource(self.paths, self.size, cache, self._source.decode)
+        new._rows = np.arange(len(self.paths))
         return new
 
     def subset(self, indices) -> "ImageSet":
@@ -151,7 +154,11 @@ class ImageSet:
             new.tensor = self.tensor[torch.as_tensor(idx, dtype=torch.long)]
         else:
             new.paths = [self.paths[int(i)] for i in idx]
-            new._rows = self._rows[idx]  # same source: one cache for the parent and every subset
+            if self._source.opened():  # the entry exists: the subset reads the same one
+                new._rows = self._rows[idx]
+            else:  # nothing decoded yet: the subset's own entry holds only the images it uses
+                new._source = PathSource(new.paths, self.size, self.cache, self._source.decode)
+                new._rows = np.arange(len(new.paths))
         if self._resident is not None:
             new._resident = self._resident[torch.as_tensor(idx, device=self._resident.device)]
         return new
