@@ -22,6 +22,15 @@ part() {  # part NAME SECONDS CMD...
   [ $rc -eq 0 ] || status=1
   return $rc
 }
+# brainalign and its first-party plugins (entry points) must be importable: install offline if not
+if ! python -c "from brainalign.models.registry import get_backbone_spec; get_backbone_spec('cornet')" 2>/dev/null; then
+  echo "installing brainalign from this checkout (pip install --no-deps --no-build-isolation -e .)"
+  pip install -q --no-deps --no-build-isolation -e . || { echo "gpu_check: cannot install brainalign"; exit 2; }
+fi
+if ! python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "gpu_check: no CUDA device here: nothing to check (the CPU parts: see benchmarks/README.md)"
+  exit 2
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "nvidia-smi not found"
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.cuda.device_count(), 'bf16', torch.cuda.is_available() and torch.cuda.is_bf16_supported())"
 
