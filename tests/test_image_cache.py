@@ -364,3 +364,18 @@ def test_48bit_rgb_png_decodes_like_its_8bit_original(tmp_path):
                   + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
     got = decode_image(p, None)
     assert int(np.abs(got.transpose(1, 2, 0).astype(int) - a8).max()) <= 1
+
+
+def test_evaluation_api_takes_image_cache(image_folder, tmp_path):
+    import inspect
+
+    from brainalign.evaluate.compare import run_compare
+    from brainalign.evaluate.robustness_run import run_robustness
+    from brainalign.evaluate.variability import run_variability
+
+    for fn in (run_compare, run_robustness, run_variability):
+        assert inspect.signature(fn).parameters["image_cache"].default is None
+    cache = tmp_path / "vc"
+    run_variability(["cornet_tiny", "cornet_tiny"], images=str(image_folder), pretrained=False, progress=False,
+                    out=tmp_path / "o", image_cache=cache, log=lambda *a: None)
+    assert len(_entries(cache)) == 1

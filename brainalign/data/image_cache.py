@@ -94,6 +94,25 @@ def use_image_cache(image_cache=None) -> Iterator[CacheLocation]:
         _setting_stack.pop()
 
 
+def accepts_image_cache(fn: Callable) -> Callable:
+    """Give ``fn`` an ``image_cache=`` keyword (None, a folder or False) that applies to every
+    ImageSet it loads (through :func:`use_image_cache`)."""
+    import functools
+    import inspect
+
+    @functools.wraps(fn)
+    def wrapper(*args, image_cache=None, **kwargs):
+        with use_image_cache(image_cache):
+            return fn(*args, **kwargs)
+
+    sig = inspect.signature(fn)
+    extra = inspect.Parameter("image_cache", inspect.Parameter.KEYWORD_ONLY, default=None)
+    params = list(sig.parameters.values())
+    at = next((i for i, p in enumerate(params) if p.kind == p.VAR_KEYWORD), len(params))
+    wrapper.__signature__ = sig.replace(parameters=params[:at] + [extra] + params[at:])
+    return wrapper
+
+
 def check_cache_dir(path) -> Path:
     """Create ``path`` if needed; OutputError naming --image-cache if it cannot hold a cache."""
     path = Path(path).expanduser()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..data.image_cache import accepts_image_cache
 from ..errors import ConfigError, DataError
 from ..io import default_cache_dir, ensure_dir, prepare_output_dir
 from ..validation import check_int, check_seed
@@ -49,6 +50,7 @@ def check_models_vs_data(entries: Sequence[ModelEntry], subjects: Sequence) -> N
                                 "evaluating it on test data would leak; align on the training split")
 
 
+@accepts_image_cache  # image_cache=None|folder|False for every image file read
 def run_compare(models: Sequence[str], *, eeg: str | None = None, fmri: str | None = None,
                 fmri_images=None, subjects: Sequence | None = None, layers: Sequence[str] | None = None, out=None,
                 overwrite: bool = False, pretrained: bool = True, weights=None, device=None, batch_size: int = 32,

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import torch
 
+from ..data.image_cache import accepts_image_cache
 from ..errors import ConfigError
 from ..validation import check_int, check_seed
 from ..io import default_cache_dir
@@ -63,6 +64,7 @@ def _n_outputs(clf: PixelClassifier, images, device) -> int:
 LABEL_SOURCES = ("auto", "folder", "model")
 
 
+@accepts_image_cache  # image_cache=None|folder|False for every image file read
 def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", attack: str = "fgsm",
                    eps=DEFAULT_EPS, labels: str = "auto", reference: str | None = None, steps: int = 10,
                    step_size: float | None = None, batch_size: int = 32, max_images: int | None = None,

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data.image_cache import accepts_image_cache
 from ..errors import ConfigError, DataError, LayerError
 from ..validation import check_int, check_seed
 from .model_sources import ModelSource, resolve_model, unique_labels
@@ -78,6 +79,7 @@ def compute_variability(srcs: Sequence[ModelSource], images, *, layers: Sequence
     return {lab: variability_matrix(np.stack(v)) for lab, v in stacks.items()}
 
 
+@accepts_image_cache  # image_cache=None|folder|False for every image file read
 def run_variability(models: Sequence[str], *, images: str | None = "synthetic", layers=None, out=None,
                     overwrite: bool = False, pretrained: bool = True, device=None, batch_size: int = 32,
                     max_images: int | None = None, seed: int = 0, progress: bool = True, log=print,
