@@ -7,7 +7,7 @@ Public API (imported lazily so ``import brainalign`` stays fast)::
     brainalign.LayerTap(model, layers)                            # forward hooks
     brainalign.extract_features(model, images, layers)            # batched extraction
     brainalign.align(model, layers=[...], eeg=dataset)            # ReAlnet-style alignment
-    brainalign.load_aligned(path)
+    brainalign.load_aligned(path)                                 # an AlignedModel (file, folder, hf-hub:owner/name)
     brainalign.rsa                                                # RDMs, decoding, stats
     brainalign.hookimpl                                           # for plugins
 """
@@ -30,12 +30,13 @@ _LAZY = {
     "extract_features": "brainalign.features",
     "align": "brainalign.alignment",
     "load_aligned": "brainalign.alignment",
-    "AlignResult": "brainalign.alignment",
+    "AlignedModel": "brainalign.alignment",
     "save_aligned": "brainalign.alignment",
     "NeuralDataset": "brainalign.data.dataset",
     "ImageSet": "brainalign.data.images",
     "use_image_cache": "brainalign.data.image_cache",
 }
+_DEPRECATED = {"AlignResult": "brainalign.alignment"}  # alias of AlignedModel: warns on every use
 _SUBMODULES = {"rsa", "data", "models", "alignment", "evaluate", "cli"}
 
 __all__ = ["BrainAlignError", "hookimpl", "__version__", *_LAZY, *_SUBMODULES]
@@ -46,6 +47,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in _DEPRECATED:
+        return getattr(importlib.import_module(_DEPRECATED[name]), name)
     if name in _SUBMODULES:
         return importlib.import_module(f"brainalign.{name}")
     raise AttributeError(f"module 'brainalign' has no attribute {name!r}")

@@ -41,7 +41,7 @@ from .errors import OutputError, OutputExistsError, RunLockedError
 CACHE_VERSION = 1
 LOCK_NAME = ".brainalign.lock"
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "write_json",
+__all__ = ["atomic_write", "atomic_directory", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "write_json",
            "read_json", "to_jsonable", "provenance", "versions", "default_cache_dir", "content_key",
            "save_arrays", "load_arrays", "cached_arrays", "prepare_output_dir", "default_out_dir",
            "ensure_dir", "output_errors", "RunLock", "CACHE_VERSION"]
@@ -161,6 +161,53 @@ def atomic_torch_save(obj: Any, path, option: str | None = None) -> Path:
     import torch
 
     return atomic_write(path, lambda fh: torch.save(obj, fh), option)
+
+
+
+@contextlib.contextmanager
+def atomic_directory(path, *, overwrite: bool = False, option: str | None = None) -> Iterator[Path]:
+    """Build folder ``path`` all-or-nothing: ``with atomic_directory(p) as tmp:`` fill ``tmp``
+    (a hidden sibling folder); on success it is renamed to ``path``, on any failure removed.
+
+    An existing non-empty ``path`` is refused (OutputExistsError) unless ``overwrite``; it is
+    then replaced as a whole, and put back if the swap fails. OSErrors become OutputError
+    naming ``option``.
+    """
+    import shutil
+
+    path = Path(path).expanduser()
+    with_option = f" with {option}" if option else ""
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path} is a file, not a folder: choose another folder{with_option}")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise OutputExistsError(f"folder {path} exists and is not empty: choose another folder{with_option}, "
+                                "or pass overwrite=True (--overwrite) to replace it")
+    with output_errors(path, option):
+        ensure_dir(path.parent, option)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    old = None
+    try:
+        yield tmp
+        with output_errors(path, option):
+            if path.is_dir() and any(path.iterdir()):
+                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+                os.replace(path, old)  # replaces the empty placeholder folder
+            elif path.is_dir():
+                path.rmdir()
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                if old is not None:
+                    os.replace(old, path)
+                    old = None
+                raise
+        _fsync_dir(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 # --- JSON -----------------------------------------------------------------------------------

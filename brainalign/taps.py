@@ -27,9 +27,17 @@ class _StopForward(Exception):
     """Raised inside a hook to abort the forward pass after the deepest requested layer."""
 
 
+def tap_root(model: nn.Module) -> nn.Module:
+    """The module whose layer names are tapped: a wrapper naming one in ``tap_root_attr``
+    (an AlignedModel: its backbone, so 'V1' stays 'V1'), else ``model`` itself."""
+    attr = getattr(type(model), "tap_root_attr", None)
+    root = getattr(model, attr, None) if isinstance(attr, str) else None
+    return root if isinstance(root, nn.Module) else model
+
+
 def layer_names(model: nn.Module) -> list[str]:
     """All tappable module names of ``model`` (``named_modules`` order, root excluded)."""
-    return [name for name, _ in model.named_modules() if name]
+    return [name for name, _ in tap_root(model).named_modules() if name]
 
 
 def validate_layers(model: nn.Module, layers: Sequence[str]) -> list[str]:
@@ -42,7 +50,7 @@ def validate_layers(model: nn.Module, layers: Sequence[str]) -> list[str]:
     layers = list(layers)
     if not layers:
         raise LayerError("no layers given: pass at least one module name (see 'brainalign layers BACKBONE')")
-    modules = dict(model.named_modules())
+    modules = dict(tap_root(model).named_modules())
     for name in layers:
         if not isinstance(name, str):
             raise LayerError(f"layer names must be strings, got {name!r}")
@@ -76,7 +84,7 @@ def resolve_layers(model: nn.Module, layers: str | Iterable[str] | None = None) 
         return validate_layers(model, spec.layers)
     if isinstance(layers, str):
         layers = [layers]
-    modules = dict(model.named_modules())
+    modules = dict(tap_root(model).named_modules())
     labels = {}
     if spec is not None:
         labels = {lab.lower(): name for lab, name in zip(spec.labels(), spec.layers)}
@@ -166,7 +174,7 @@ class LayerTap:
         self.stop_after_last = stop_after_last
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles: list = []
-        self._seq_first = sequence_first_modules(model) & set(self.layers)
+        self._seq_first = sequence_first_modules(tap_root(model)) & set(self.layers)
         self._stop_at: tuple[str, int] | None = None  # (layer, call count) of the last hook call
         self._calls: dict[str, int] = {}
         self._order: list[str] = []
@@ -190,7 +198,7 @@ class LayerTap:
     def attach(self) -> "LayerTap":
         if self._handles:
             return self
-        modules = dict(self.model.named_modules())
+        modules = dict(tap_root(self.model).named_modules())
         try:
             for name in self.layers:
                 self._handles.append(modules[name].register_forward_hook(self._make_hook(name)))
@@ -254,7 +262,7 @@ def module_output_shapes(model: nn.Module, *inputs) -> dict[str, tuple[tuple[int
     dimension; the shape is the module's last call (e.g. a recurrent step's final state);
     modules not called get ``(None, 0)``. Hooks are removed afterwards, also on errors.
     """
-    seq_first = sequence_first_modules(model)
+    seq_first = sequence_first_modules(tap_root(model))
     names = layer_names(model)
     found: dict[str, tuple[tuple[int, ...] | None, int]] = {n: (None, 0) for n in names}
 
@@ -267,7 +275,7 @@ def module_output_shapes(model: nn.Module, *inputs) -> dict[str, tuple[tuple[int
             found[name] = (shape, found[name][1] + 1)
         return hook
 
-    modules = dict(model.named_modules())
+    modules = dict(tap_root(model).named_modules())
     handles = []
     try:
         for name in names:

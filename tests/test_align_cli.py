@@ -39,7 +39,7 @@ def test_grid_writes_one_folder_per_run_and_skips_complete(tmp_path, tiny_source
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["settings"]["beta"] == 10 and cfg["data"]["subject"] == "2"
     assert len(json.loads((run / "history.json").read_text())) == 1
-    assert load_aligned(run).brainalign_config["spec_name"] == "cornet_tiny"
+    assert load_aligned(run).config["spec_name"] == "cornet_tiny"
     capsys.readouterr()
     assert main(argv) == 0  # everything complete: nothing reloaded, nothing retrained
     assert capsys.readouterr().out.count("skipped") == 4 and len(tiny_source) == 2
@@ -51,7 +51,7 @@ def test_controls_and_safetensors(tmp_path, tiny_source):
                  "--out", str(tmp_path)]) == 0
     run = tmp_path / "sub-01_beta-100_nocont_unpaired"
     assert (run / "aligned.safetensors").is_file() and not (run / "aligned.pt").exists()
-    assert load_aligned(run).brainalign_config["settings"]["unpaired"] is True
+    assert load_aligned(run).config["settings"]["unpaired"] is True
 
 
 def test_bad_arguments_exit_2(tmp_path, tiny_source, capsys):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import brainalign
-from brainalign.alignment import AlignResult, align, load_aligned, save_aligned
+from brainalign.alignment import AlignedModel, align, load_aligned, save_aligned
 from brainalign.alignment.checkpoint import CHECKPOINT_FORMAT
 from brainalign.data.dataset import NeuralDataset
 from brainalign.errors import (CheckpointError, ConfigError, DataError, LayerError, MissingWeightsError,
@@ -29,7 +29,7 @@ def test_align_returns_a_fresh_aligned_copy():
     net, ds = TinyNet(), tiny_dataset()
     before = _sd(net)
     res = align(net, LAYERS, ds, **FAST)
-    assert isinstance(res, AlignResult) and res.model is not net
+    assert isinstance(res, AlignedModel) and res.model is res.backbone and res.model is not net
     assert _equal(before, _sd(net))  # the caller's model is never modified
     assert type(res.model) is TinyNet and not _equal(before, _sd(res.model))
     assert [n for n, _ in res.model.named_modules()] == [n for n, _ in net.named_modules()]
@@ -85,7 +85,7 @@ def test_checkpoint_from_other_settings_or_backbone_or_corrupted(tmp_path):
         align(TinyNet(), LAYERS, ds, **FAST, out_dir=run, resume=True)
     # a flipped byte inside a tensor: the container may still parse, the sha256 does not match
     obj = torch.load(tmp_path / "run" / "aligned.pt", weights_only=True)
-    obj["payload"]["model"]["fc.bias"][0] += 1
+    obj["payload"]["backbone"]["fc.bias"][0] += 1
     torch.save(obj, ck.with_name("tampered.pt"))
     with pytest.raises(CheckpointError, match="hash"):
         load_aligned(ck.with_name("tampered.pt"), model=TinyNet())
@@ -98,17 +98,21 @@ def test_save_and_load_aligned(tmp_path, suffix):
     path = res.save(tmp_path / f"aligned{suffix}")
     if suffix == ".pt":
         raw = torch.load(path, weights_only=True)
-        assert json.loads(raw["config_json"])["layers"] == LAYERS
+        assert json.loads(raw["aligned_json"])["config"]["layers"] == LAYERS
     loaded = load_aligned(path, model=TinyNet(seed=5))
-    assert _equal(_sd(loaded), _sd(res.model))
-    assert _equal(_sd(loaded.brainalign_head), _sd(res.head))
-    assert "brainalign_head" not in dict(loaded.named_modules())  # no new layer names
+    assert isinstance(loaded, AlignedModel) and type(loaded.backbone) is TinyNet
+    assert _equal(_sd(loaded), _sd(res))  # backbone + head, one state dict
+    assert _equal(_sd(loaded.backbone), _sd(res.model)) and _equal(_sd(loaded.head), _sd(res.head))
+    assert loaded.history == res.history and loaded.best_epoch == res.best_epoch
     x = ds.images.load([0, 1, 2])
     assert torch.allclose(loaded(x), res.model(x))
+    assert torch.allclose(loaded.predict(x), res.predict(x))
+    # taps read the backbone's own layer names
+    assert set(brainalign.extract_features(loaded, x, LAYERS)) == set(LAYERS)
     with pytest.raises(CheckpointError, match="custom model"):
         load_aligned(path)  # an unregistered class cannot be rebuilt by name
     save_aligned(loaded, tmp_path / f"again{suffix}")
-    assert _equal(_sd(load_aligned(tmp_path / f"again{suffix}", model=TinyNet())), _sd(res.model))
+    assert _equal(_sd(load_aligned(tmp_path / f"again{suffix}", model=TinyNet()).backbone), _sd(res.model))
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(CheckpointError):
         load_aligned(path, model=TinyNet())
@@ -128,7 +132,7 @@ def test_registered_backbone_round_trip(tmp_path):
     assert res.config["spec_name"] == "cornet_tiny" and res.config["layers"] == ["V1", "IT"]
     loaded = load_aligned(res.save(tmp_path / "a.pt"))  # rebuilt from the registry by name
     assert brainalign.models.registry.spec_of(loaded).name == "cornet_tiny"
-    assert _equal(_sd(loaded), _sd(res.model))
+    assert _equal(_sd(loaded.backbone), _sd(res.model))
 
 
 def test_task_loss_auto_rule_and_options():

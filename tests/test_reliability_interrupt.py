@@ -99,7 +99,8 @@ def _calls(progress: Path) -> int:
 
 
 def _result(run: Path):
-    model, head, config = load_aligned_file(run / "aligned.pt")
+    parts = load_aligned_file(run / "aligned.pt")
+    model, head = parts.backbone, parts.heads["target"]
     history = [{k: v for k, v in row.items() if k != "time_s"} for row in json.loads((run / "history.json").read_text())]
     ck = checked_load(run / "checkpoint.pt", CHECKPOINT_FORMAT)
     return model, head, history, ck

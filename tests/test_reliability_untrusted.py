@@ -285,5 +285,5 @@ def test_config_files_are_read_as_data(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(2, 2))
     save_aligned(model, tmp_path / "a.pt", head=head, config=config)
     loaded = load_aligned(tmp_path / "a.pt", model=torch.nn.Sequential(torch.nn.Linear(2, 2)))
-    assert loaded.brainalign_config["backbone"] == code and loaded.brainalign_config["preprocessing"] == code
+    assert loaded.config["backbone"] == code and loaded.config["preprocessing"] == code
     assert not marker.exists()

@@ -1,15 +1,26 @@
 """Alignment of vision models with neural data (ReAlnet, generalised).
 
-    result = brainalign.align(model, layers=["V1", "V2", "V4", "IT"], eeg=train_dataset)
-    result.save("aligned.pt");  model = brainalign.load_aligned("aligned.pt")
+    aligned = brainalign.align(model, layers=["V1", "V2", "V4", "IT"], eeg=train_dataset)  # AlignedModel
+    aligned.save("aligned.pt");  aligned = brainalign.load_aligned("aligned.pt")
+    aligned.save_pretrained("my-model");  brainalign.load_aligned("my-model")  # or "hf-hub:owner/name"
 
 Modules: head (encoder head), losses (soft ranks, differentiable Spearman, task losses),
 teacher (cached teacher targets), trainer (the loop), checkpoint (atomic files, resume),
-distributed (torchrun/DDP), classifier (brief concept training for demos), api (align).
+distributed (torchrun/DDP), classifier (brief concept training for demos), api (align),
+aligned_model (AlignedModel, save/load), hub (save_pretrained folders, hf-hub: loading).
 """
-from .api import AlignResult, align, load_aligned, predict_responses, save_aligned
+from .aligned_model import AlignedModel, load_aligned, predict_responses, save_aligned
+from .api import align
 from .classifier import train_classifier
 from .head import EncoderHead
 
-__all__ = ["align", "load_aligned", "save_aligned", "AlignResult", "EncoderHead", "train_classifier",
+__all__ = ["align", "AlignedModel", "load_aligned", "save_aligned", "EncoderHead", "train_classifier",
            "predict_responses"]
+
+
+def __getattr__(name: str):
+    if name == "AlignResult":  # deprecated alias of AlignedModel (warns)
+        from . import api
+
+        return api.AlignResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

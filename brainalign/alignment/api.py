@@ -1,10 +1,12 @@
-"""``brainalign.align``: ReAlnet-style alignment of any vision model with neural data."""
+"""``brainalign.align``: ReAlnet-style alignment of any vision model with neural data.
+
+Saving and loading live in :mod:`.aligned_model` (re-exported here).
+"""
 from __future__ import annotations
 
 import copy
 import json
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,53 +14,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
+from ..errors import ConfigError, DataError, OutputExistsError
 from ..io import versions
 from ..resources import check_memory
 from ..seeding import numpy_rng, seed_everything
 from . import distributed
-from .checkpoint import fingerprint, load_aligned_file, load_checkpoint, save_aligned_file, state_sha256
+from .aligned_model import AlignedModel, load_aligned, predict_responses, resize_linears_to, save_aligned  # noqa: F401
+from .checkpoint import fingerprint, load_checkpoint, state_sha256
 from .head import EncoderHead, probe_layer_shapes
 from .losses import DEFAULT_RANK_TEMPERATURE, check_targets_rankable
 from .precision import check_amp, resolve_amp
 from .teacher import cached_teacher_targets, compute_teacher_targets, model_output, resolve_task_loss
 from .trainer import OPTIMIZERS, TrainData, TrainSettings, train
 
-HEAD_ATTR = "brainalign_head"
-CONFIG_ATTR = "brainalign_config"
-
-
-@dataclass
-class AlignResult:
-    """What :func:`align` returns.
-
-    Attributes:
-        model: the aligned backbone (a fresh copy: same class, forward and layer names),
-            holding the best epoch's weights (highest validation generation Spearman).
-        head: the trained :class:`EncoderHead` ({layer: activation} -> (n, n_targets)).
-        history: one dict per epoch: task, mse, contrastive, total (training means),
-            val_spearman (exact, mean over validation images), val_task_agreement, time_s.
-        config: JSON-able settings, layers, data description, versions and fingerprint.
-        best_epoch: 1-based epoch whose weights ``model`` holds.
-        out_dir: the run folder (checkpoint, history.json, config.json, aligned.pt) or None.
-    """
-
-    model: nn.Module
-    head: EncoderHead
-    history: list[dict]
-    config: dict
-    best_epoch: int
-    out_dir: Path | None = None
-    layers: list[str] = field(default_factory=list)
-
-    def save(self, path: str | Path) -> Path:
-        """Save weights + head + config (``.pt``, or ``.safetensors``); see :func:`save_aligned`."""
-        return save_aligned(self, path)
-
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Generated neural responses for (n, 3, H, W) images in [0, 1] -> (n, n_targets)."""
-        return predict_responses(self.model, self.head, self.layers, images, self.config, batch_size)
 
 
 def _resolve_dataset(eeg, fmri, data, targets):
@@ -113,7 +81,7 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
           device=None, amp: str | bool | None = None, out_dir: str | Path | None = None, resume: bool = False,
           progress: bool = True, preprocessing: Callable | None = None,
           train_backbone: bool = True, image_cache=None, images_on_device: bool = False,
-          channels_last: bool = False, compile: bool = False) -> AlignResult:
+          channels_last: bool = False, compile: bool = False) -> AlignedModel:
     """Align ``model`` with neural responses (ReAlnet, generalised to any backbone and modality).
 
     Loss per batch: ``L_task + beta * (MSE + L_cont)`` where L_task distils the starting model
@@ -163,13 +131,16 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
             images at 224 px take 2.5 GB). Results are identical either way.
 
     Returns:
-        :class:`AlignResult`.
+        an :class:`~brainalign.alignment.aligned_model.AlignedModel` (backbone + head + config +
+        history; ``.model`` is the aligned backbone, ``.predict``, ``.save``, ``.save_pretrained``).
     """
     from ..models.registry import load_backbone, spec_of
     from ..taps import resolve_layers
 
     if isinstance(model, str):
         model = load_backbone(model, device="cpu")
+    if isinstance(model, AlignedModel):  # align an aligned model further: start from its backbone
+        model = model.backbone
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be an nn.Module or a backbone name, got {type(model).__name__}")
     spec = spec_of(model)
@@ -334,8 +305,8 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
         from ..models.registry import attach_spec
 
         attach_spec(student, spec)
-    result = AlignResult(model=student, head=head, history=outcome.history, config=config,
-                         best_epoch=outcome.best_epoch, out_dir=out_dir, layers=list(layers))
+    result = AlignedModel(student, head, history=outcome.history, config=config,
+                          best_epoch=outcome.best_epoch, out_dir=out_dir, layers=list(layers))
     if out_dir is not None and ctx.is_main:
         (out_dir / "history.json").write_text(json.dumps(outcome.history, indent=1))
         (out_dir / "config.json").write_text(json.dumps(config, indent=1))
@@ -351,108 +322,11 @@ def _jsonable(obj):
         return str(obj)
 
 
-# --- saving / loading ------------------------------------------------------------------
-def save_aligned(result: AlignResult | nn.Module, path: str | Path, *, head: nn.Module | None = None,
-                 config: dict | None = None) -> Path:
-    """Save an aligned model: backbone weights + head weights + JSON config (+ sha256).
-
-    ``path`` ending in ``.safetensors`` writes safetensors (config in its metadata); anything
-    else a torch file that loads with ``torch.load(weights_only=True)``. Pass an AlignResult,
-    or a model together with ``head=`` and ``config=`` (e.g. one from :func:`load_aligned`).
-    """
-    if isinstance(result, AlignResult):
-        model, head, config = result.model, result.head, result.config
-    else:
-        model = result
-        head = head if head is not None else model.__dict__.get(HEAD_ATTR)
-        config = config if config is not None else model.__dict__.get(CONFIG_ATTR)
-        if head is None or config is None:
-            raise ConfigError("save_aligned needs an AlignResult, or a model with head= and config=")
-    return save_aligned_file(path, model.state_dict(), head.state_dict(), config)
-
-
-def load_aligned(path: str | Path, model: nn.Module | None = None, device=None) -> nn.Module:
-    """Load an aligned model saved by :meth:`AlignResult.save` / :func:`save_aligned` (or a run folder).
-
-    With ``model=None`` the backbone is rebuilt from the registry by the stored name
-    (``pretrained=False``, then the saved weights); pass ``model`` (loaded into in place)
-    for a custom, unregistered module. Returns the backbone in eval mode with its spec
-    attached; the trained head is ``model.brainalign_head`` and the config
-    ``model.brainalign_config`` (plain attributes: no new layer names or state-dict keys).
-
-    Raises CheckpointError for corrupted/truncated files or weights of another architecture.
-    """
-    from ..device import resolve_device
-    from ..models.registry import load_backbone
-
-    dev = resolve_device(device)
-    path = Path(path)
-    if path.is_dir():  # a run folder written by align(out_dir=...) or `brainalign align`
-        found = [path / n for n in ("aligned.pt", "aligned.safetensors") if (path / n).is_file()]
-        if not found:
-            raise CheckpointError(f"{path} holds no aligned.pt or aligned.safetensors: the run is not complete "
-                                  "(continue it with resume=True / --resume)")
-        path = found[0]
-    model_sd, head_sd, config = load_aligned_file(path)
-    if model is None:
-        if not config.get("spec_name"):
-            raise CheckpointError(f"{path} holds a custom model ({config.get('model_class')}) that the registry "
-                                  "cannot rebuild: pass model=<an instance of that class>")
-        model = load_backbone(config["spec_name"], pretrained=False, device="cpu")
-    resize_linears_to(model, model_sd)
-    try:
-        model.load_state_dict(model_sd)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path} holds weights of {config.get('backbone')!r} that do not fit the "
-                              f"{type(model).__name__} given ({str(exc).splitlines()[0]}); pass the matching "
-                              "model") from exc
-    head = EncoderHead.from_config(config["head"])
-    head.load_state_dict(head_sd)
-    model.to(dev).eval()
-    model.__dict__[HEAD_ATTR] = head.to(dev).eval()
-    model.__dict__[CONFIG_ATTR] = config
-    return model
-
-
-def resize_linears_to(model: nn.Module, state_dict: dict) -> None:
-    """Replace Linear layers whose saved weights have another shape (e.g. a classifier resized
-    to the synthetic concepts by :func:`~brainalign.alignment.classifier.train_classifier`)."""
-    for name, mod in list(model.named_modules()):
-        if not isinstance(mod, nn.Linear):
-            continue
-        w = state_dict.get(f"{name}.weight")
-        if w is None or tuple(w.shape) == tuple(mod.weight.shape):
-            continue
-        new = nn.Linear(w.shape[1], w.shape[0], bias=f"{name}.bias" in state_dict)
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, new)
-
-
-@torch.no_grad()
-def predict_responses(model: nn.Module, head: nn.Module, layers, images, config: dict,
-                      batch_size: int = 64) -> torch.Tensor:
-    """Generated responses: (n, 3, H, W) images in [0, 1] -> (n, n_targets) on the CPU."""
-    from ..data.images import ImageSet
-    from ..models.spec import Preprocessing
-    from ..taps import LayerTap
-
-    images = images if isinstance(images, ImageSet) else ImageSet.from_array(images)
-    pp = config.get("preprocessing")
-    prep = Preprocessing.from_dict(pp) if isinstance(pp, dict) else None
-    if isinstance(pp, str):
-        warnings.warn("a custom preprocessing callable cannot be restored from the config; images are "
-                      "passed unchanged", stacklevel=2)
-    dev = next(model.parameters()).device
-    was, hwas = model.training, head.training
-    model.eval(), head.eval()
-    outs = []
-    try:
-        tap = LayerTap(model, layers, detach=True)
-        for s in range(0, len(images), batch_size):
-            x = images.load(list(range(s, min(len(images), s + batch_size)))).to(dev)
-            tap.run(prep(x) if prep is not None else x)
-            outs.append(head(tap.outputs).float().cpu())
-    finally:
-        model.train(was), head.train(hwas)
-    return torch.cat(outs)
+# AlignResult: the former result dataclass, now AlignedModel (same attributes and methods)
+def __getattr__(name: str):
+    if name == "AlignResult":
+        warnings.warn("AlignResult is deprecated: align() returns an AlignedModel (same attributes: model, head, "
+                      "history, config, best_epoch, predict, save); use brainalign.AlignedModel",
+                      DeprecationWarning, stacklevel=2)
+        return AlignedModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ import hashlib
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -21,7 +21,8 @@ from ..errors import CheckpointError
 from ..io import atomic_torch_save, atomic_write_bytes
 
 CHECKPOINT_FORMAT = "brainalign-checkpoint/1"
-ALIGNED_FORMAT = "brainalign-aligned/1"
+ALIGNED_FORMAT = "brainalign-aligned/2"
+ALIGNED_FORMAT_V1 = "brainalign-aligned/1"  # one head, no history: still read
 
 
 # --- hashing ------------------------------------------------------------------------
@@ -53,8 +54,9 @@ def state_sha256(module: torch.nn.Module) -> str:
 
 
 # --- checked read -------------------------------------------------------------------------
-def checked_load(path: str | Path, expected_format: str, map_location="cpu") -> dict:
-    """torch.load(weights_only=True) + format and sha256 checks; CheckpointError on any failure."""
+def checked_load(path: str | Path, expected_format: str | tuple[str, ...], map_location="cpu") -> dict:
+    """torch.load(weights_only=True) + format (one, or any of a tuple) and sha256 checks;
+    CheckpointError on any failure."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist: check the path")
@@ -64,9 +66,10 @@ def checked_load(path: str | Path, expected_format: str, map_location="cpu") -> 
         raise CheckpointError(f"{path} is corrupted or not a brainalign file ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it or "
                               "use another output folder") from exc
-    if not isinstance(obj, dict) or obj.get("format") != expected_format:
+    accepted = (expected_format,) if isinstance(expected_format, str) else tuple(expected_format)
+    if not isinstance(obj, dict) or obj.get("format") not in accepted:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path} is not a {expected_format} file (found {found!r}); "
+        raise CheckpointError(f"{path} is not a {accepted[0]} file (found {found!r}); "
                               "check that the path points to the right file")
     if payload_sha256(obj["payload"]) != obj.get("sha256"):
         raise CheckpointError(f"{path} is corrupted: its content hash does not match the stored "
@@ -180,52 +183,147 @@ def fingerprint(inputs: dict) -> str:
 
 
 # --- saved aligned models -----------------------------------------------------------------
+DEFAULT_HEAD = "target"  # the name of the one head of a single-dataset alignment (and of format-1 files)
+
+
+class AlignedParts(NamedTuple):
+    """What an aligned-model file holds, independent of its container.
+
+    Attributes:
+        backbone: the backbone's state dict.
+        heads: {head name: head state dict} (one per neural target).
+        head_configs: {head name: ``EncoderHead.config()``}.
+        config: the run's JSON config (settings, layers, data, versions, fingerprint).
+        history: one dict per epoch ([] when the file predates stored histories).
+    """
+
+    backbone: dict
+    heads: dict
+    head_configs: dict
+    config: dict
+    history: list
+
+
 def _plain_state(sd: dict) -> dict:
     # clone: state dicts may share storage (tied weights), and the file must own its tensors
     return {k: v.detach().cpu().clone().contiguous() for k, v in sd.items()}
 
 
-def save_aligned_file(path: str | Path, model_state: dict, head_state: dict, config: dict) -> Path:
-    """Write weights + head + JSON config (``.pt`` via torch.save, or ``.safetensors``)."""
-    path = Path(path)
-    payload = {"model": _plain_state(model_state), "head": _plain_state(head_state)}
-    config_json = json.dumps(config)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save
+def _aligned_meta(parts: AlignedParts) -> str:
+    return json.dumps({"config": parts.config, "heads": parts.head_configs, "history": parts.history})
 
-        flat = {f"model.{k}": v for k, v in payload["model"].items()}
-        flat.update({f"head.{k}": v for k, v in payload["head"].items()})
-        data = save(flat, metadata={"format": ALIGNED_FORMAT, "config": config_json,
-                                    "sha256": payload_sha256(payload), "meta_sha256": _text_sha256(config_json)})
-        atomic_write_bytes(path, data)
+
+def _payload(parts: AlignedParts) -> dict:
+    return {"backbone": _plain_state(parts.backbone), "heads": {k: _plain_state(v) for k, v in parts.heads.items()}}
+
+
+def _check_head_names(names) -> None:
+    bad = [n for n in names if not isinstance(n, str) or not n or "." in n]
+    if bad:
+        raise CheckpointError(f"head names must be non-empty strings without dots, got {bad!r}; rename the targets")
+
+
+def aligned_safetensors_bytes(parts: AlignedParts) -> bytes:
+    """The ``.safetensors`` container: tensors under ``AlignedModel.state_dict()`` keys
+    (``backbone.*``, ``heads.NAME.*``) and the config, head configs and history as metadata."""
+    from safetensors.torch import save
+
+    _check_head_names(parts.heads)
+    payload = _payload(parts)
+    flat = {f"backbone.{k}": v for k, v in payload["backbone"].items()}
+    for name, sd in payload["heads"].items():
+        flat.update({f"heads.{name}.{k}": v for k, v in sd.items()})
+    meta = _aligned_meta(parts)
+    return save(flat, metadata={"format": ALIGNED_FORMAT, "aligned": meta, "sha256": payload_sha256(payload),
+                                "meta_sha256": _text_sha256(meta)})
+
+
+def safetensors_available() -> bool:
+    try:
+        import safetensors.torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def save_aligned_file(path: str | Path, parts: AlignedParts) -> Path:
+    """Write an aligned model atomically: ``.safetensors``, or else a torch file that loads
+    with ``torch.load(weights_only=True)``; both carry sha256s of tensors and metadata."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        atomic_write_bytes(path, aligned_safetensors_bytes(parts))
     else:
-        atomic_torch_save(_seal({"format": ALIGNED_FORMAT, "config_json": config_json, "payload": payload}), path)
+        _check_head_names(parts.heads)
+        atomic_torch_save(_seal({"format": ALIGNED_FORMAT, "aligned_json": _aligned_meta(parts),
+                                 "payload": _payload(parts)}), path)
     return path
 
 
-def load_aligned_file(path: str | Path) -> tuple[dict, dict, dict]:
-    """-> (model state, head state, config); CheckpointError when corrupted or foreign."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        if not path.is_file():
-            raise CheckpointError(f"{path} does not exist: check the path")
-        try:
-            from safetensors import safe_open
+def _parts_from_meta(meta_text: str, payload: dict, path) -> AlignedParts:
+    meta = _json(meta_text, path, "config")
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path} is corrupted: its stored config is not a JSON object; save it again")
+    return AlignedParts(backbone=payload["backbone"], heads=payload["heads"], head_configs=meta.get("heads") or {},
+                        config=meta["config"], history=meta.get("history") or [])
 
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                flat = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:
-            raise CheckpointError(f"{path} is corrupted or not a safetensors file ({exc}); "
-                                  "save the aligned model again") from exc
-        if meta.get("format") != ALIGNED_FORMAT:
-            raise CheckpointError(f"{path} is not a {ALIGNED_FORMAT} file; check the path")
-        payload = {"model": {k[6:]: v for k, v in flat.items() if k.startswith("model.")},
-                   "head": {k[5:]: v for k, v in flat.items() if k.startswith("head.")}}
-        if payload_sha256(payload) != meta.get("sha256"):
-            raise CheckpointError(f"{path} is corrupted: its content hash does not match the stored sha256")
-        if _text_sha256(meta.get("config", "")) != meta.get("meta_sha256"):
-            raise CheckpointError(f"{path} is corrupted: its stored config does not match its sha256")
-        return payload["model"], payload["head"], _json(meta["config"], path, "config")
-    obj = checked_load(path, ALIGNED_FORMAT)
-    return obj["payload"]["model"], obj["payload"]["head"], _json(obj["config_json"], path, "config")
+
+def _parts_v1(model: dict, head: dict, config_text: str, path) -> AlignedParts:
+    """Format 1 (one head, no stored history): the head config is the config's ``head``."""
+    config = _json(config_text, path, "config")
+    if not isinstance(config, dict) or "head" not in config:
+        raise CheckpointError(f"{path} is corrupted: its stored config has no head description; save it again")
+    return AlignedParts(backbone=model, heads={DEFAULT_HEAD: head}, head_configs={DEFAULT_HEAD: config["head"]},
+                        config=config, history=[])
+
+
+def _read_safetensors(path: Path) -> AlignedParts:
+    try:
+        from safetensors import safe_open
+    except ImportError as exc:
+        raise CheckpointError(f"{path} is a safetensors file but the safetensors package is missing: "
+                              "pip install safetensors") from exc
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            flat = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # truncated header, not safetensors at all
+        raise CheckpointError(f"{path} is corrupted or not a safetensors file ({exc}); "
+                              "save or export the aligned model again") from exc
+    fmt = meta.get("format")
+    if fmt not in (ALIGNED_FORMAT, ALIGNED_FORMAT_V1):
+        raise CheckpointError(f"{path} is not a brainalign aligned-model file (format {fmt!r}); check the path")
+
+    def strip(prefix):
+        return {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}
+
+    if fmt == ALIGNED_FORMAT_V1:
+        payload, meta_text = {"model": strip("model."), "head": strip("head.")}, meta.get("config", "")
+    else:
+        heads: dict[str, dict] = {}
+        for k, v in strip("heads.").items():
+            name, _, key = k.partition(".")
+            heads.setdefault(name, {})[key] = v
+        payload, meta_text = {"backbone": strip("backbone."), "heads": heads}, meta.get("aligned", "")
+    if payload_sha256(payload) != meta.get("sha256"):
+        raise CheckpointError(f"{path} is corrupted: its content hash does not match the stored sha256; "
+                              "save or export the aligned model again")
+    if _text_sha256(meta_text) != meta.get("meta_sha256"):
+        raise CheckpointError(f"{path} is corrupted: its stored config does not match its sha256; "
+                              "save or export the aligned model again")
+    if fmt == ALIGNED_FORMAT_V1:
+        return _parts_v1(payload["model"], payload["head"], meta_text, path)
+    return _parts_from_meta(meta_text, payload, path)
+
+
+def load_aligned_file(path: str | Path) -> AlignedParts:
+    """Read an aligned-model file (``.safetensors`` or torch; format 1 or 2), checking its
+    sha256s. Raises CheckpointError when it is missing, corrupted or not an aligned model."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist: check the path")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    obj = checked_load(path, (ALIGNED_FORMAT, ALIGNED_FORMAT_V1))
+    if obj["format"] == ALIGNED_FORMAT_V1:
+        return _parts_v1(obj["payload"]["model"], obj["payload"]["head"], obj["config_json"], path)
+    return _parts_from_meta(obj["aligned_json"], obj["payload"], path)

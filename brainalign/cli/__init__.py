@@ -14,7 +14,7 @@ import sys
 from ..errors import BrainAlignError
 
 # Sub-command modules, in the order `brainalign --help` lists them.
-COMMAND_MODULES = ["backbones", "plugins", "layers", "data", "synth", "align", "compare",
+COMMAND_MODULES = ["backbones", "plugins", "layers", "data", "synth", "align", "export", "compare",
                    "robustness", "variability", "demo"]
 
 

@@ -5,8 +5,9 @@ A MODEL is one of:
   * a dynamic backbone: ``timm:<name>`` or ``open_clip:<name>``;
   * a backbone with a weights file: ``NAME@PATH`` (e.g. ``cornet_tiny@demo/models/unaligned.pt``;
     classifier layers are resized to the saved weights, e.g. a demo model with 24 classes);
-  * a saved aligned model: a file written by ``brainalign align`` / ``AlignResult.save``,
-    or a folder holding exactly one such file (``aligned.pt`` / ``aligned.safetensors``);
+  * a saved aligned model: a file written by ``brainalign align`` / ``AlignedModel.save``,
+    a folder holding exactly one such file (``aligned.pt`` / ``aligned.safetensors``), a
+    ``save_pretrained`` / ``brainalign export`` folder, or ``hf-hub:owner/name``;
   * a personalised set: a path containing ``{subject}`` (Python format syntax, e.g.
     ``runs/sub-{subject:02d}_beta-100``), expanded per subject -- each subject's data is
     then compared with that subject's own model, as for the paper's ReAlnets.
@@ -21,6 +22,7 @@ from typing import Sequence
 
 from torch import nn
 
+from ..alignment.hub import HUB_PREFIX, is_pretrained_dir
 from ..errors import BackboneError, CheckpointError, ConfigError
 
 ALIGNED_SUFFIXES = (".pt", ".pth", ".safetensors", ".ckpt", ".bin")
@@ -70,7 +72,7 @@ def looks_like_path(text: str) -> bool:
 def find_aligned_file(path: str | Path) -> Path:
     """The aligned-model file of ``path`` (a file, or a folder holding exactly one)."""
     p = Path(path).expanduser()
-    if p.is_file():
+    if p.is_file() or is_pretrained_dir(p):  # a file, or a save_pretrained / 'brainalign export' folder
         return p
     if p.is_dir():
         cands = [p / n for n in ALIGNED_NAMES if (p / n).is_file()]
@@ -82,7 +84,7 @@ def find_aligned_file(path: str | Path) -> Path:
         raise CheckpointError(f"folder {p} holds {what} aligned-model files ({', '.join(c.name for c in cands)}); "
                               "name the file itself (e.g. .../aligned.pt)")
     raise CheckpointError(f"aligned-model file not found: {p}; check the path (a file written by "
-                          "'brainalign align' or AlignResult.save), or give a backbone name "
+                          "'brainalign align' or AlignedModel.save), or give a backbone name "
                           "('brainalign backbones' lists them)")
 
 
@@ -123,11 +125,12 @@ def resolve_model(text: str, *, pretrained: bool = True, weights: str | Path | N
         name, wpath = text.split("@", 1)  # NAME@WEIGHTS (open_clip:NAME@TAG goes to the registry)
         model = _backbone_with_weights(name, wpath, device)
         spec, config, path, origin, lab = spec_of(model), {}, Path(wpath), "backbone", label or Path(wpath).stem
-    elif looks_like_path(text) and not _is_dynamic(text):
-        path = find_aligned_file(text)
+    elif text.startswith(HUB_PREFIX) or (looks_like_path(text) and not _is_dynamic(text)):
+        path = text if text.startswith(HUB_PREFIX) else find_aligned_file(text)
         model, config = _load_aligned(path, device)
         spec = spec_of(model)
-        origin, lab = "aligned", label or _label_for_path(path)
+        hub_name = text[len(HUB_PREFIX):].split("@")[0].rsplit("/", 1)[-1] if text.startswith(HUB_PREFIX) else None
+        origin, lab = "aligned", label or hub_name or _label_for_path(path)
         if layers is None and config.get("layers") and spec is None:
             layers = list(config["layers"])
     else:
@@ -205,21 +208,15 @@ def _load_aligned(path: Path, device) -> tuple[nn.Module, dict]:
         loaded = load_aligned(path)
     except CheckpointError as exc:
         raise CheckpointError(f"cannot use {path} as a MODEL: {exc} (expected an aligned-model file written by "
-                              "'brainalign align' / AlignResult.save, or a backbone name)") from exc
+                              "'brainalign align' / AlignedModel.save, or a backbone name)") from exc
     except Exception as exc:  # not a checkpoint at all (text, image, foreign pickle ...)
         raise CheckpointError(f"{path} is not a brainalign aligned-model file ({type(exc).__name__}: {exc}); "
-                              "give a file written by 'brainalign align' / AlignResult.save, or a backbone "
+                              "give a file written by 'brainalign align' / AlignedModel.save, or a backbone "
                               "name") from exc
-    model = loaded[0] if isinstance(loaded, tuple) else loaded
-    if not isinstance(model, nn.Module):
-        model = getattr(loaded, "model", None)
-    if not isinstance(model, nn.Module):
-        raise CheckpointError(f"{path} did not load as a model; give an aligned-model file")
     from ..device import resolve_device
 
-    model = model.to(resolve_device(device)).eval()
-    config = dict(model.__dict__.get("brainalign_config") or {})  # set by load_aligned
-    return model, config
+    model = loaded.backbone.to(resolve_device(device)).eval()  # the aligned backbone, as any model
+    return model, dict(loaded.config)
 
 
 @dataclass

@@ -147,8 +147,13 @@ def attach_spec(model: nn.Module, spec: BackboneSpec) -> nn.Module:
 
 
 def spec_of(model: nn.Module) -> BackboneSpec | None:
-    """The :class:`BackboneSpec` a model was loaded with (looks through DDP/DataParallel)."""
+    """The :class:`BackboneSpec` a model was loaded with (looks through DDP/DataParallel and
+    an AlignedModel to its backbone)."""
+    from ..taps import tap_root
+
     spec = getattr(model, SPEC_ATTR, None)
     if spec is None and isinstance(getattr(model, "module", None), nn.Module):
         spec = getattr(model.module, SPEC_ATTR, None)
+    if spec is None and tap_root(model) is not model:
+        spec = getattr(tap_root(model), SPEC_ATTR, None)
     return spec if isinstance(spec, BackboneSpec) else None
