@@ -7,18 +7,29 @@ from ._options import add_image_cache_option, add_output_options, add_device_opt
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "compare", help="compare models with EEG (time-resolved RSA) and fMRI (ROI RSA); writes a report",
+        "compare", help="compare models with EEG/MEG (time-resolved RSA), fMRI (ROI RSA) and precomputed RDMs; writes a report",
         description="Compare models with neural data by RSA. EEG: each layer's RDM vs the EEG decoding RDM at "
                     "each time point (mean ± SEM over subjects, cluster-corrected differences vs the first "
-                    "model). fMRI: per ROI the max over layers. Without --eeg/--fmri the built-in synthetic "
-                    "brain is used. Writes results.json, results.csv, PNG figures and report.md to --out.")
+                    "model). fMRI: per ROI the max over layers. Precomputed RDMs (--rdms): per RDM the max over layers. "
+                    "Every registered analysis that supports the data runs (plugins add more). Without --eeg/--fmri "
+                    "the built-in synthetic brain is used. Per-stage wall times go to the log and results.json. "
+                    "Writes results.json, results.csv, PNG figures and report.md to --out.")
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="backbone name/alias (cornet, resnet101, clip), timm:<name>, open_clip:<name>, an "
                         "aligned-model file/folder, or a path with {subject} (e.g. runs/sub-{subject:02d}_beta-100) "
                         "for one personalised model per subject")
-    p.add_argument("--eeg", metavar="SOURCE", help="EEG data: synthetic[:SEED], things-eeg2:ROOT or a THINGS-EEG2 root")
+    p.add_argument("--eeg", metavar="SOURCE", help="EEG/MEG data with repetitions: synthetic[:SEED], things-eeg2:ROOT, "
+                                                   "mne:FILE-epo.fif (with --eeg-images) or a THINGS-EEG2 root")
+    p.add_argument("--eeg-images", metavar="DIR", help="folder of the EEG/MEG stimulus images, for sources without "
+                                                       "them (mne: files named after the event names)")
     p.add_argument("--fmri", metavar="SOURCE", help="fMRI data: synthetic[:SEED], shen:PATH or a Shen .h5 path")
     p.add_argument("--fmri-images", metavar="DIR", help="folder of the fMRI stimulus images (Shen's release has none)")
+    p.add_argument("--rdms", metavar="SOURCE", help="precomputed neural RDMs: rdm:PATH (.npy, .mat, rsatoolbox "
+                                                    "HDF5), with --rdm-images")
+    p.add_argument("--rdm-images", metavar="DIR", help="folder of the RDMs' condition images (sorted file names = "
+                                                       "RDM order)")
+    p.add_argument("--analysis", dest="analyses", action="append", metavar="NAME",
+                   help="run only this registered analysis (repeatable; default: every analysis the data supports)")
     p.add_argument("--subjects", metavar="LIST", help="subjects, e.g. 1,2 or 1-10 (default: all of the source)")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to read (default: each backbone's own)")
     add_output_options(p, "compare")
@@ -43,6 +54,8 @@ def run(args) -> int:
     from ..data.subjects import parse_subjects
 
     outcome = run_compare(args.models, eeg=args.eeg, fmri=args.fmri, fmri_images=args.fmri_images,
+                          eeg_images=args.eeg_images, rdms=args.rdms, rdm_images=args.rdm_images,
+                          analyses=args.analyses,
                           subjects=parse_subjects(args.subjects),
                           layers=args.layers, out=args.out, overwrite=args.overwrite, pretrained=args.pretrained,
                           weights=args.weights, device=args.device, batch_size=args.batch_size,

@@ -12,8 +12,27 @@ from ..errors import DataError
 
 
 def is_synthetic(source) -> bool:
-    """Is ``source`` the built-in synthetic brain (the default data of compare, robustness, the demo)?"""
+    """Deprecated: whether a source string names the synthetic brain; use :func:`is_synthetic_data`
+    on the loaded data (the data says where it came from)."""
+    import warnings
+
+    warnings.warn("is_synthetic(source) is deprecated: load the source and use is_synthetic_data(data)",
+                  DeprecationWarning, stacklevel=2)
     return source is None or (isinstance(source, str) and (source == "synthetic" or source.startswith("synthetic:")))
+
+
+def is_synthetic_data(data) -> bool:
+    """Is ``data`` (a dataset, or {subject: dataset}) simulated? Sources mark it in their meta
+    (``meta['source'] == 'synthetic'`` or ``meta['synthetic']``)."""
+    items = data.values() if isinstance(data, dict) else [data]
+    for d in items:
+        meta = getattr(d, "meta", None) or {}
+        if isinstance(d, dict) and not hasattr(d, "meta"):  # an old {roi: dataset} dict
+            if is_synthetic_data(d):
+                return True
+        elif meta.get("synthetic") or meta.get("source") == "synthetic":
+            return True
+    return False
 
 
 def synthetic_brain(source: str | None = None, **overrides):
@@ -57,6 +76,7 @@ def load_eeg_subjects(source: str | None, subjects: list | None, *, brain=None, 
     """{subject: NeuralDataset} test-split EEG (or MEG) with raw repetitions (for decoding RDMs).
 
     ``images``: the stimulus images, for sources that need them (e.g. 'mne:FILE').
+    ``brain`` is accepted for old callers and unused (the synthetic source shares its brain).
     """
     kw = {"images": images} if images is not None else {}
     return load_subjects(source, subjects, modality="eeg", average_repetitions=False, **kw)
@@ -68,3 +88,11 @@ def load_fmri_subjects(source: str | None, subjects: list | None, *, brain=None,
     ``images``: folder of the stimulus images (Shen's fMRI release does not include them).
     """
     return load_subjects(source, subjects, modality="fmri", **({"images": images} if images is not None else {}))
+
+
+def load_rdm_subjects(source: str, subjects: list | None, *, images=None, **kw) -> dict:
+    """{subject: NeuralRDMs} of a precomputed-RDM source ('rdm:PATH'), any modality.
+
+    ``images``: the RDMs' condition images (a folder in sorted file-name order, or paths).
+    """
+    return load_subjects(source, subjects, **({"images": images} if images is not None else {}), **kw)

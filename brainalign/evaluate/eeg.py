@@ -12,8 +12,6 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import cached_arrays, content_key
-from .model_sources import ModelEntry
-from .models_rdm import ModelRDMCache
 from .results import EEGResult
 
 MIN_SUBJECTS_FOR_TEST = 3  # a sign-flip test over fewer subjects cannot reach p < .05
@@ -62,22 +60,21 @@ def check_same_images(datasets: dict, what: str) -> str:
     return prints[first]
 
 
-def compare_eeg(entries: list[ModelEntry], eeg: dict, *, cache_dir=None, decoding: dict | None = None,
-                batch_size: int = 32, device=None, pooling: str = "flatten", n_permutations: int = 1000,
-                cluster_threshold: float | None = None, seed: int = 0, progress: bool = True,
-                log=print) -> EEGResult:
-    """Time-resolved RSA of every model's layers against every subject's EEG.
+def as_model_rdm_sets(models, stimuli: dict, *, batch_size: int = 32, device=None, pooling: str = "flatten",
+                      progress: bool = True, stages=None) -> list:
+    """ModelRDMSet per model: sets pass through; ModelEntry objects get their RDMs on ``stimuli``."""
+    from ..analyses.context import model_rdm_sets
 
-    Args:
-        entries: models to compare (the first is the reference for the significance tests).
-        eeg: {subject: NeuralDataset} test-set EEG with raw repetitions kept.
-        decoding: overrides of the decoding settings (engine, n_pseudo, n_folds, n_permutations, seed).
-    """
-    from ..rsa import time_resolved_rsa
+    return model_rdm_sets(models, stimuli, batch_size=batch_size, device=device, pooling=pooling,
+                          progress=progress, stages=stages)
+
+
+def eeg_neural_rdms(eeg: dict, *, cache_dir=None, decoding: dict | None = None, progress: bool = True,
+                    log=print) -> tuple[np.ndarray, np.ndarray]:
+    """(rdms (n_subjects, n_times, n_pairs), times (n_times,)) of every subject's decoding RDMs."""
     from ..progress import progress as _progress
 
     subjects = list(eeg)
-    fingerprint = check_same_images(eeg, "EEG test images")
     neural, times = [], None
     for s in _progress(subjects, desc="EEG decoding RDMs", enabled=progress):
         d = eeg[s]
@@ -90,29 +87,55 @@ def compare_eeg(entries: list[ModelEntry], eeg: dict, *, cache_dir=None, decodin
                             "load all subjects with the same time window")
         times = t
         neural.append(vecs)
-    neural = np.stack(neural)  # (n_subjects, n_times, n_pairs)
+    return np.stack(neural), times
+
+
+def compare_eeg(models: list, eeg: dict, *, cache_dir=None, decoding: dict | None = None,
+                batch_size: int = 32, device=None, pooling: str = "flatten", n_permutations: int = 1000,
+                cluster_threshold: float | None = None, seed: int = 0, progress: bool = True,
+                log=print, stages=None) -> EEGResult:
+    """Time-resolved RSA of every model's layers against every subject's EEG.
+
+    Args:
+        models: models to compare (the first is the reference for the significance tests):
+            :class:`~brainalign.analyses.ModelRDMSet` objects or loaded ModelEntry objects.
+        eeg: {subject: NeuralDataset} test-set EEG (or MEG) with raw repetitions kept.
+        decoding: overrides of the decoding settings (engine, n_pseudo, n_folds, n_permutations, seed).
+        stages: a :class:`brainalign.progress.Stages` timing 'decoding RDMs', 'features', 'RSA',
+            'statistics'.
+    """
+    from ..progress import Stages
+    from ..rsa import time_resolved_rsa
+
+    stages = stages or Stages(log_fn=None)
+    subjects = list(eeg)
+    fingerprint = check_same_images(eeg, "EEG test images")
+    with stages("decoding RDMs"):
+        neural, times = eeg_neural_rdms(eeg, cache_dir=cache_dir, decoding=decoding, progress=progress, log=log)
     images = eeg[subjects[0]]
-    rdm_cache = ModelRDMCache(batch_size=batch_size, device=device, pooling=pooling)
+    models = as_model_rdm_sets(models, {s: {fingerprint: images} for s in subjects}, batch_size=batch_size,
+                               device=device, pooling=pooling, progress=progress, stages=stages)
     values, layers = {}, {}
-    for e in entries:
-        layers[e.label] = e.layer_labels
-        per_subject = []
-        for si, s in enumerate(subjects):
-            src = e.for_subject(s)
-            mv = rdm_cache.get(src, images, fingerprint, progress=progress)
-            _check_conditions(mv, neural[si], e.label, s)
-            per_subject.append(time_resolved_rsa(mv, neural[si][None])[:, 0])  # (n_layers, n_times)
-        values[e.label] = np.stack(per_subject, axis=1)  # (n_layers, n_subjects, n_times)
+    with stages("RSA"):
+        for m in models:
+            layers[m.label] = m.layer_labels
+            per_subject = []
+            for si, s in enumerate(subjects):
+                mv = m.for_subject(s, fingerprint)
+                _check_conditions(mv, neural[si], m.label, s)
+                per_subject.append(time_resolved_rsa(mv, neural[si][None])[:, 0])  # (n_layers, n_times)
+            values[m.label] = np.stack(per_subject, axis=1)  # (n_layers, n_subjects, n_times)
     times_ms = times * 1000.0 if np.nanmax(np.abs(times)) < 20 else times  # seconds -> ms
-    res = EEGResult(times_ms=times_ms, subjects=subjects, models=[e.label for e in entries], layers=layers,
+    res = EEGResult(times_ms=times_ms, subjects=subjects, models=[m.label for m in models], layers=layers,
                     values=values,
                     settings={"decoding": decoding_settings(images.trials().shape[1], **(decoding or {})),
                               "model_rdm": "1 - Pearson", "pooling": pooling, "similarity": "spearman",
                               "n_permutations": n_permutations, "cluster_threshold": cluster_threshold,
                               "seed": seed, "n_images": int(images.trials().shape[0])})
-    res.noise_ceiling = eeg_noise_ceiling(neural)
-    res.significance = significance_vs_reference(res, n_permutations=n_permutations,
-                                                 threshold=cluster_threshold, seed=seed)
+    with stages("statistics"):
+        res.noise_ceiling = eeg_noise_ceiling(neural)
+        res.significance = significance_vs_reference(res, n_permutations=n_permutations,
+                                                     threshold=cluster_threshold, seed=seed)
     return res
 
 

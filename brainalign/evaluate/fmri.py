@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError
+from ..rsa.rdms import n_conditions_from_pairs
 from .eeg import _check_conditions
-from .model_sources import ModelEntry
-from .models_rdm import ModelRDMCache
 from .results import FMRIResult
 
 
@@ -32,18 +31,28 @@ def roi_datasets(dataset) -> dict:
     return dict(dataset.iter_rois())
 
 
-def compare_fmri(entries: list[ModelEntry], fmri: dict, *, batch_size: int = 32, device=None,
-                 pooling: str = "flatten", progress: bool = True, log=print) -> FMRIResult:
+def compare_fmri(models: list, fmri: dict, *, batch_size: int = 32, device=None,
+                 pooling: str = "flatten", progress: bool = True, log=print, stages=None) -> FMRIResult:
     """RSA of every model's layers against every subject's ROI RDMs.
 
     Args:
-        entries: models to compare.
+        models: ModelRDMSet objects (see :mod:`brainalign.analyses`) or loaded ModelEntry objects.
         fmri: {subject: NeuralDataset (n_images, n_voxels) with a 'roi' channel descriptor}
             (old {subject: {roi: NeuralDataset}} dicts work too).
     Returns FMRIResult with values[model] (n_layers, n_subjects, n_rois).
     """
-    from ..rsa import compare
+    per_roi = fmri_roi_datasets(fmri)
+    neural = {s: {r: roi_rdm(d) for r, d in rois.items()} for s, rois in per_roi.items()}
+    stimuli = {s: {rois[next(iter(rois))].images.fingerprint(): rois[next(iter(rois))]}
+               for s, rois in per_roi.items()}
+    res = rsa_per_label(models, neural, stimuli, batch_size=batch_size, device=device, pooling=pooling,
+                        progress=progress, log=log, stages=stages, what="ROI")
+    res.settings.update({"roi_rdm": "1 - Pearson across voxels"})
+    return res
 
+
+def fmri_roi_datasets(fmri: dict) -> dict:
+    """{subject: {roi: NeuralDataset}}; DataError when subjects differ in ROIs or a subject's ROIs in images."""
     subjects = list(fmri)
     per_roi = {s: roi_datasets(fmri[s]) for s in subjects}
     rois = list(per_roi[subjects[0]])
@@ -51,36 +60,64 @@ def compare_fmri(entries: list[ModelEntry], fmri: dict, *, batch_size: int = 32,
         if list(per_roi[s]) != rois:
             raise DataError(f"subject {s} has ROIs {list(per_roi[s])} but subject {subjects[0]} has {rois}: "
                             "load the same ROIs for every subject")
-    neural = {s: {r: roi_rdm(per_roi[s][r]) for r in rois} for s in subjects}
-    prints = {s: per_roi[s][rois[0]].images.fingerprint() for s in subjects}
-    rdm_cache = ModelRDMCache(batch_size=batch_size, device=device, pooling=pooling)
-    values, layers = {}, {}
-    for e in entries:
-        layers[e.label] = e.layer_labels
-        v = np.zeros((len(e.layer_labels), len(subjects), len(rois)))
-        for si, s in enumerate(subjects):
-            src = e.for_subject(s)
-            first = per_roi[s][rois[0]]
-            for r in rois[1:]:
-                if per_roi[s][r].images is not first.images and per_roi[s][r].images.fingerprint() != prints[s]:
-                    raise DataError(f"subject {s}'s ROI {r} has a different image set than ROI {rois[0]}")
-            mv = rdm_cache.get(src, first, prints[s], progress=progress)
-            for ri, r in enumerate(rois):
-                _check_conditions(mv, neural[s][r][None], e.label, s)
-                v[:, si, ri] = compare(mv, neural[s][r][None])[:, 0]
-        values[e.label] = v
-    ceiling = {}
-    same = len(set(prints.values())) == 1
-    if len(subjects) >= 2 and same:
-        from ..rsa import stats
+        first = per_roi[s][rois[0]]
+        for r in rois[1:]:
+            if per_roi[s][r].images is not first.images and \
+                    per_roi[s][r].images.fingerprint() != first.images.fingerprint():
+                raise DataError(f"subject {s}'s ROI {r} has a different image set than ROI {rois[0]}")
+    return per_roi
 
-        for r in rois:
-            lo, hi = stats.noise_ceiling(np.stack([neural[s][r] for s in subjects]))
-            ceiling[r] = (float(np.asarray(lo).reshape(-1)[0]), float(np.asarray(hi).reshape(-1)[0]))
-    elif len(subjects) >= 2:
-        log("  note: subjects saw different fMRI images, so no noise ceiling is computed")
-    return FMRIResult(rois=rois, subjects=subjects, models=[e.label for e in entries], layers=layers,
+
+def rsa_per_label(models: list, neural: dict, stimuli: dict, *, batch_size: int = 32, device=None,
+                  pooling: str = "flatten", progress: bool = True, log=print, stages=None,
+                  what: str = "ROI") -> FMRIResult:
+    """Spearman of each model layer's RDM with each subject's labelled neural RDMs.
+
+    Shared by fMRI ROI RSA and precomputed-RDM RSA.
+
+    Args:
+        neural: {subject: {label: (n_pairs,) RDM}} (labels: ROIs, or RDM names), same labels for all.
+        stimuli: {subject: {fingerprint: images}}, one image set per subject.
+    Returns FMRIResult with rois = the labels and values[model] (n_layers, n_subjects, n_labels);
+    noise ceiling per label when >= 2 subjects saw the same images.
+    """
+    from ..progress import Stages
+    from ..rsa import compare
+    from .eeg import as_model_rdm_sets
+
+    stages = stages or Stages(log_fn=None)
+    subjects = list(neural)
+    labels = list(neural[subjects[0]])
+    for s in subjects:
+        if list(neural[s]) != labels:
+            raise DataError(f"subject {s} has {what}s {list(neural[s])} but subject {subjects[0]} has {labels}: "
+                            f"give the same {what}s for every subject")
+    prints = {s: next(iter(stimuli[s])) for s in subjects}
+    models = as_model_rdm_sets(models, stimuli, batch_size=batch_size, device=device, pooling=pooling,
+                               progress=progress, stages=stages)
+    values, layers = {}, {}
+    with stages("RSA"):
+        for m in models:
+            layers[m.label] = m.layer_labels
+            v = np.zeros((len(m.layer_labels), len(subjects), len(labels)))
+            for si, s in enumerate(subjects):
+                mv = m.for_subject(s, prints[s])
+                for ri, r in enumerate(labels):
+                    _check_conditions(mv, neural[s][r][None], m.label, s)
+                    v[:, si, ri] = compare(mv, neural[s][r][None])[:, 0]
+            values[m.label] = v
+    ceiling = {}
+    with stages("statistics"):
+        if len(subjects) >= 2 and len(set(prints.values())) == 1:
+            from ..rsa import stats
+
+            for r in labels:
+                lo, hi = stats.noise_ceiling(np.stack([neural[s][r] for s in subjects]))
+                ceiling[r] = (float(np.asarray(lo).reshape(-1)[0]), float(np.asarray(hi).reshape(-1)[0]))
+        elif len(subjects) >= 2:
+            log("  note: subjects saw different images, so no noise ceiling is computed")
+    n_images = n_conditions_from_pairs(len(neural[subjects[0]][labels[0]]))
+    return FMRIResult(rois=labels, subjects=subjects, models=[m.label for m in models], layers=layers,
                       values=values, noise_ceiling=ceiling,
-                      settings={"roi_rdm": "1 - Pearson across voxels", "model_rdm": "1 - Pearson",
-                                "score": "max over layers of Spearman", "pooling": pooling,
-                                "n_images": int(len(per_roi[subjects[0]][rois[0]]))})
+                      settings={"model_rdm": "1 - Pearson", "score": "max over layers of Spearman",
+                                "pooling": pooling, "n_images": int(n_images)})

@@ -28,19 +28,20 @@ def _image_files(folder: Path) -> list[Path]:
 
 def load_image_source(source: str | None, *, split: str = "test", image_size: int = 224,
                       max_images: int | None = None, seed: int = 0) -> LabelledImages:
-    """'synthetic[:SEED]' (the synthetic brain's ``split`` images), a folder of images, or a
+    """A registered data source's ``split`` images ('synthetic[:SEED]', 'things-eeg2:ROOT' ...:
+    through the data registry, with their concepts as class names), a folder of images, or a
     folder of class subfolders (ImageFolder layout: ``root/<class>/<image>``).
 
     ``max_images`` keeps a seeded random subset (in the original order).
     """
     from ..data.images import ImageSet
-    from .data_sources import is_synthetic, synthetic_brain
 
-    if is_synthetic(source):
-        brain = synthetic_brain(source)
-        images = brain.images(split)
-        names = np.asarray(brain.image_concepts(split)).astype(str)
-        out = LabelledImages(images, names, source or "synthetic", synthetic=True)
+    dataset = _dataset_images(source, split)
+    if dataset is not None:
+        names = None if dataset.concepts is None else np.asarray(dataset.concepts).astype(str)
+        from .data_sources import is_synthetic_data
+
+        out = LabelledImages(dataset.images, names, source or "synthetic", synthetic=is_synthetic_data(dataset))
     else:
         root = Path(source).expanduser()
         if not root.exists():
@@ -69,6 +70,20 @@ def load_image_source(source: str | None, *, split: str = "test", image_size: in
         out.images = out.images.subset(keep)
         out.class_names = None if out.class_names is None else out.class_names[keep]
     return out
+
+
+def _dataset_images(source, split: str):
+    """The first subject's ``split`` dataset of a registered data source, or None for a folder."""
+    from ..data.registry import available_datasets, parse_source
+
+    source = "synthetic" if source is None else source
+    text = str(source).strip()
+    names = {n for spec in available_datasets() for n in spec.names}
+    if text.partition(":")[0] not in names or Path(text).expanduser().exists():
+        return None
+    spec, location = parse_source(text, first=True)
+    subject = (spec.available_subjects(location) or [1])[0]
+    return spec.loader(location, subject, split)
 
 
 def folder_labels(class_names: np.ndarray, n_classes: int) -> np.ndarray:

@@ -125,46 +125,65 @@ def fmri_json(res: FMRIResult) -> dict:
             "settings": res.settings}
 
 
-def write_compare_report(out: Path, *, eeg: EEGResult | None, fmri: FMRIResult | None, meta: dict,
-                         figures: dict[str, Path], title: str = "brainalign compare") -> dict[str, Path]:
-    """results.json, results.csv and report.md in ``out``; returns their paths."""
+def eeg_markdown(res: EEGResult, figures: dict) -> str:
+    """The report section of the time-resolved EEG RSA."""
+    h, r = eeg_rows(res)
+    md = ["## EEG: time-resolved RSA", "",
+          f"Model RDM per layer (1 − Pearson of flattened activations) vs the EEG decoding RDM at each time "
+          f"point (pairwise decoding accuracy, {res.settings['decoding']['engine'].upper()}), Spearman ρ, "
+          f"mean ± SEM over {len(res.subjects)} subject(s), {res.settings['n_images']} test images.", "",
+          _md_table(h, r), ""]
+    md += [f"- {line}" for line in significance_lines(res)] + [""]
+    md += [f"![{key}]({Path(path).name})\n" for key, path in figures.items()]
+    return "\n".join(md)
+
+
+def fmri_markdown(res: FMRIResult, figures: dict, *, title: str = "## fMRI: RSA per ROI",
+                  neural: str = "ROI RDM = 1 − Pearson across voxels") -> str:
+    """The report section of an RSA per label (fMRI ROIs, or precomputed RDMs with ``title``/``neural``)."""
+    h, r = fmri_rows(res)
+    md = [title, "",
+          f"Per subject and {'ROI' if 'ROI' in title else 'RDM'}, the maximum over layers of Spearman(model RDM, "
+          f"neural RDM); {neural}; mean ± SEM over {len(res.subjects)} subject(s). Noise ceiling: lower = each "
+          "subject vs the mean of the others, upper = vs the mean of all.", "", _md_table(h, r), ""]
+    md += [f"![{key}]({Path(path).name})\n" for key, path in figures.items()]
+    return "\n".join(md)
+
+
+def write_compare_report(out: Path, results: list, meta: dict, *, stages: dict | None = None,
+                         title: str = "brainalign compare") -> dict[str, Path]:
+    """results.json, results.csv and report.md in ``out`` from AnalysisResults; returns their paths.
+
+    results.json: {'meta', 'stages' ({stage: wall seconds}), one section per
+    analysis (its key: 'eeg', 'fmri', 'rdms', a plugin's name), 'analyses' (name -> key)}.
+    """
     out = Path(out)
-    results = {"meta": meta, "eeg": eeg_json(eeg) if eeg else None, "fmri": fmri_json(fmri) if fmri else None}
-    paths = {"json": write_json(out / "results.json", results)}
-    rows = (tidy_rows_eeg(eeg) if eeg else []) + (tidy_rows_fmri(fmri) if fmri else [])
-    paths["csv"] = write_csv(out / "results.csv", rows)
+    results = list(results)
+    doc = {"meta": meta, "stages": dict(stages or {}), "eeg": None, "fmri": None}
+    for res in results:
+        doc[res.key] = res.json
+    doc["analyses"] = {res.name: res.key for res in results}
+    paths = {"json": write_json(out / "results.json", doc)}
+    paths["csv"] = write_csv(out / "results.csv", [row for res in results for row in res.rows])
     md = [f"# {title}", ""]
     if meta.get("synthetic"):
         md += ["> **Synthetic data.** No neural data was given, so this report uses brainalign's built-in "
                "synthetic brain (procedural images, a hidden network with an EEG-like temporal hierarchy and "
                "fMRI-like ROIs). Numbers show the pipeline works; they say nothing about human brains.", ""]
-    md += [f"- Data: EEG `{meta.get('eeg_source')}`, fMRI `{meta.get('fmri_source')}`; subjects "
-           f"{', '.join(map(str, meta.get('subjects', [])))}",
+    data = f"EEG `{meta.get('eeg_source')}`, fMRI `{meta.get('fmri_source')}`"
+    if meta.get("rdm_source"):
+        data += f", RDMs `{meta['rdm_source']}`"
+    md += [f"- Data: {data}; subjects {', '.join(map(str, meta.get('subjects', [])))}",
            f"- Models: {', '.join(f'`{m}`' for m in meta.get('model_args', []))}",
            f"- Created {meta.get('provenance', {}).get('created', '')} with brainalign "
            f"{meta.get('provenance', {}).get('brainalign', '')}", ""]
-    if eeg is not None:
-        h, r = eeg_rows(eeg)
-        md += ["## EEG: time-resolved RSA", "",
-               f"Model RDM per layer (1 − Pearson of flattened activations) vs the EEG decoding RDM at each time "
-               f"point (pairwise decoding accuracy, {eeg.settings['decoding']['engine'].upper()}), Spearman ρ, "
-               f"mean ± SEM over {len(eeg.subjects)} subject(s), {eeg.settings['n_images']} test images.", "",
-               _md_table(h, r), ""]
-        md += [f"- {line}" for line in significance_lines(eeg)] + [""]
-        for key in ("eeg_timecourses", "eeg_best_layer"):
-            if key in figures:
-                md += [f"![{key}]({Path(figures[key]).name})", ""]
-    if fmri is not None:
-        h, r = fmri_rows(fmri)
-        md += ["## fMRI: RSA per ROI", "",
-               "Per subject and ROI, the maximum over layers of Spearman(model RDM, ROI RDM); ROI RDM = 1 − Pearson "
-               f"across voxels; mean ± SEM over {len(fmri.subjects)} subject(s). Noise ceiling: lower = each subject "
-               "vs the mean of the others, upper = vs the mean of all.", "", _md_table(h, r), ""]
-        if "fmri_rois" in figures:
-            md += [f"![fmri_rois]({Path(figures['fmri_rois']).name})", ""]
-    md += ["## Files", "", "- `results.json`: all values, summaries, significance and settings",
+    if stages:
+        md += ["- Wall time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()), ""]
+    for res in results:
+        md += [res.markdown.rstrip(), ""]
+    md += ["## Files", "", "- `results.json`: all values, summaries, significance, settings and stage times",
            "- `results.csv`: tidy table (analysis, model, layer, subject, time_ms, roi, measure, value)"]
-    md += [f"- `{Path(p).name}`" for p in figures.values()]
+    md += [f"- `{Path(p).name}`" for res in results for p in res.figures.values()]
     paths["report"] = atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     return paths
 

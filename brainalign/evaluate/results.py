@@ -86,9 +86,8 @@ class FMRIResult:
         return [[self.layers[model][int(i)] for i in row] for row in idx]
 
 
-
-
 def tidy_rows_eeg(res: EEGResult) -> list[dict]:
+    """One row per model, layer, subject and time point (the results.csv columns)."""
     rows = []
     for m in res.models:
         for li, layer in enumerate(res.layers[m]):
@@ -100,13 +99,14 @@ def tidy_rows_eeg(res: EEGResult) -> list[dict]:
     return rows
 
 
-def tidy_rows_fmri(res: FMRIResult) -> list[dict]:
+def tidy_rows_fmri(res: FMRIResult, analysis: str = "fmri") -> list[dict]:
+    """One row per model, layer, subject and ROI (or RDM label, with ``analysis='rdms'``)."""
     rows = []
     for m in res.models:
         for li, layer in enumerate(res.layers[m]):
             for si, s in enumerate(res.subjects):
                 for ri, roi in enumerate(res.rois):
-                    rows.append({"analysis": "fmri", "model": m, "layer": layer, "subject": s,
+                    rows.append({"analysis": analysis, "model": m, "layer": layer, "subject": s,
                                  "time_ms": "", "roi": roi, "measure": "spearman",
                                  "value": float(res.values[m][li, si, ri])})
     return rows
