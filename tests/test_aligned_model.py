@@ -193,3 +193,20 @@ def test_cli_export(trained, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == before
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert main(["export", str(trained.out_dir), str(out), "--overwrite"]) == 0
+
+
+def test_exported_registered_backbone_is_a_compare_model(tmp_path):
+    import numpy as np
+
+    from brainalign.data.dataset import NeuralDataset
+    from brainalign.evaluate.model_sources import resolve_model
+
+    rng = np.random.default_rng(0)
+    ds = NeuralDataset(images=rng.random((16, 3, 32, 32), dtype=np.float32), responses=rng.standard_normal((16, 6)),
+                       concepts=np.repeat(list("abcd"), 4))
+    net = brainalign.load_backbone("cornet_tiny", pretrained=False, device="cpu")
+    res = align(net, ["V1", "IT"], ds, **{**FAST, "epochs": 1}, head_pooling="adaptive2")
+    folder = res.save_pretrained(tmp_path / "tiny-hub")
+    src = resolve_model(str(folder))
+    assert src.origin == "aligned" and src.label == "tiny-hub" and src.spec.name == "cornet_tiny"
+    assert _equal(_sd(src.model), _sd(res.backbone)) and src.config["layers"] == ["V1", "IT"]
