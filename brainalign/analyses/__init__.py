@@ -88,7 +88,7 @@ class Analysis:
         out = {}
         for s, d in data.items():
             images = getattr(d, "images", d)
-            out[s] = {images.fingerprint(): d}
+            out[s] = {images.fingerprint(): images}
         return out
 
     def run(self, context: "AnalysisContext") -> AnalysisResult:
@@ -128,7 +128,11 @@ def analyses_for(data, names=None) -> list[Analysis]:
     for a in chosen:
         try:
             ok = bool(a.supports(data))
-        except Exception:  # an analysis that cannot even inspect the data does not support it
+        except Exception as exc:  # one broken analysis must not stop the others
+            import warnings
+
+            warnings.warn(f"analysis {a.name!r}: supports() failed and it is skipped ({type(exc).__name__}: {exc})",
+                          stacklevel=2)
             ok = False
         if ok:
             out.append(a)
