@@ -70,7 +70,7 @@ def test_mismatched_conditions_and_bad_method():
     with pytest.raises(DataError, match=r"different numbers of conditions \(10 vs 9\)"):
         compare(a, np.ones(36))
     with pytest.raises(ConfigError, match="unknown comparison method"):
-        compare(a, a, "cosine")
+        compare(a, a, "manhattan")
     with pytest.raises(ConfigError, match="nan_policy"):
         compare(a, a, nan_policy="ignore")
 

@@ -1,15 +1,18 @@
-"""Comparing RDMs: Spearman, Pearson, Kendall tau-a; time-resolved RSA.
+"""Comparing RDMs: Spearman, Pearson, cosine, rho-a, Kendall tau-a and tau-b; time-resolved RSA.
 
-Every RDM is ranked (Spearman) or centred (Pearson) once, then all comparisons are one
-matrix product of unit-norm rows, so one model RDM against thousands of neural RDMs (all
-subjects x all time points) is a single BLAS call.
+Every RDM is ranked (Spearman, rho-a), centred (Pearson) or only scaled (cosine) once, then all
+comparisons are one matrix product of prepared rows, so one model RDM against thousands of
+neural RDMs (all subjects x all time points) is a single BLAS call. Each method equals
+``rsatoolbox.rdm.compare`` with the method name in brackets: spearman ('spearman'), pearson
+('corr'), cosine ('cosine'), rho_a ('rho-a'), kendall_a ('tau-a'), kendall_b ('tau-b').
 
 NaN policy (``nan_policy``):
     'raise' (default): DataError naming the RDM that holds NaN;
     'propagate': every comparison involving an RDM with NaN is NaN;
     'omit': each comparison uses only the pairs finite in both RDMs (slower, per comparison).
-A constant RDM (all values equal) has no defined Spearman/Pearson correlation: the result
-is NaN, as in scipy; its Kendall tau-a is 0 (no concordant or discordant pairs).
+A constant RDM (all values equal) has no defined Spearman/Pearson/tau-b correlation: the result
+is NaN, as in scipy; its Kendall tau-a is 0 (no concordant or discordant pairs); an all-zero RDM
+has no cosine (NaN; rsatoolbox reports 0).
 """
 from __future__ import annotations
 
@@ -22,9 +25,14 @@ from threadpoolctl import threadpool_limits
 from ..errors import ConfigError, DataError
 from .rdms import RDMs, as_vectors
 
-__all__ = ["compare", "correlate_rows", "time_resolved_rsa", "rank_rows", "COMPARE_METHODS"]
+__all__ = ["compare", "correlate_rows", "time_resolved_rsa", "rank_rows", "COMPARE_METHODS",
+           "METHOD_ALIASES", "check_method"]
 
-COMPARE_METHODS = ("spearman", "pearson", "kendall_a")
+COMPARE_METHODS = ("spearman", "pearson", "cosine", "rho_a", "kendall_a", "kendall_b")
+# rsatoolbox's names for the same methods, accepted everywhere a method is
+METHOD_ALIASES = {"corr": "pearson", "rho-a": "rho_a", "tau-a": "kendall_a", "tau-b": "kendall_b",
+                  "kendall": "kendall_b"}
+_KENDALL = ("kendall_a", "kendall_b")
 NAN_POLICIES = ("raise", "propagate", "omit")
 _KENDALL_VECTOR_MAX = 2500  # n_pairs up to which tau-a uses O(n^2) sign products
 
@@ -69,6 +77,19 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 def _prepare(x: np.ndarray, method: str) -> np.ndarray:
+    """Rows (..., P) prepared so that the dot product of two prepared rows is the similarity."""
+    if method == "cosine":
+        c = np.array(x, dtype=np.float64)
+        norm = np.sqrt(np.einsum("...i,...i->...", c, c))[..., None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c /= norm
+        c[(norm == 0)[..., 0]] = np.nan
+        return c
+    if method == "rho_a":  # Spearman without tie correction: 12 * sum(dr_x dr_y) / (P^3 - P)
+        r = rank_rows(x)
+        p = r.shape[-1]
+        r -= r.mean(axis=-1, keepdims=True)
+        return r * np.sqrt(12.0 / (p ** 3 - p))
     return _unit_rows(rank_rows(x) if method == "spearman" else np.array(x, dtype=np.float64))
 
 
@@ -109,10 +130,22 @@ def _tau_a_from_b(x, y, tx, ty, n0) -> float:
     return float(tau_b * np.sqrt((n0 - tx) * (n0 - ty)) / n0)
 
 
+def _kendall_b_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """tau-b (scipy's default) for all rows of a against b: tau-a with the ties divided out."""
+    p = a.shape[1]
+    n0 = p * (p - 1) / 2
+    untied_a = n0 - np.array([_tie_pairs(r) for r in a])
+    untied_b = n0 - np.array([_tie_pairs(r) for r in b])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _kendall_a_matrix(a, b) * n0 / np.sqrt(np.outer(untied_a, untied_b))
+
+
 def _kernel(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
     """(n_a, n_b) correlations of finite rows a (n_a, P) and b (n_b, P)."""
     if method == "kendall_a":
         return _kendall_a_matrix(a, b)
+    if method == "kendall_b":
+        return np.clip(_kendall_b_matrix(a, b), -1.0, 1.0)
     if a.shape[0] > b.shape[0]:
         return _kernel(b, a, method).T
     pa = _prepare(a, method)  # the smaller side, kept whole
@@ -124,11 +157,19 @@ def _kernel(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
-def _check_method(method: str, nan_policy: str) -> None:
-    if method not in COMPARE_METHODS:
-        raise ConfigError(f"unknown comparison method {method!r}: use one of {', '.join(COMPARE_METHODS)}")
+def check_method(method: str) -> str:
+    """The canonical name of a comparison method (rsatoolbox's names accepted); ConfigError if unknown."""
+    name = METHOD_ALIASES.get(method, method)
+    if name not in COMPARE_METHODS:
+        raise ConfigError(f"unknown comparison method {method!r}: use one of {', '.join(COMPARE_METHODS)} "
+                          f"(or rsatoolbox's {', '.join(METHOD_ALIASES)})")
+    return name
+
+
+def _check_method(method: str, nan_policy: str) -> str:
     if nan_policy not in NAN_POLICIES:
         raise ConfigError(f"unknown nan_policy {nan_policy!r}: use one of {', '.join(NAN_POLICIES)}")
+    return check_method(method)
 
 
 def _pair_vectors(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -145,10 +186,13 @@ def compare(a: Any, b: Any, method: str = "spearman", *, nan_policy: str = "rais
 
     a, b: RDMs or arrays (n, n), (k, n, n), (n_pairs,), (k, n_pairs) over the same conditions.
     method: 'spearman' (average ranks for ties, as scipy.stats.spearmanr), 'pearson',
-        'kendall_a' (tau-a: (concordant - discordant) / (n_pairs * (n_pairs - 1) / 2)).
+        'cosine' (uncentred), 'rho_a' (Spearman without tie correction, rsatoolbox's 'rho-a'),
+        'kendall_a' (tau-a: (concordant - discordant) / (n_pairs * (n_pairs - 1) / 2)),
+        'kendall_b' (tau-b, as scipy.stats.kendalltau). rsatoolbox's names ('corr', 'rho-a',
+        'tau-a', 'tau-b', 'kendall') are accepted too.
     Returns (n_a, n_b) float64.
     """
-    _check_method(method, nan_policy)
+    method = _check_method(method, nan_policy)
     va, vb = _pair_vectors(a, b)
     bad_a = ~np.isfinite(va).all(axis=1)
     bad_b = ~np.isfinite(vb).all(axis=1)
@@ -176,11 +220,11 @@ def compare(a: Any, b: Any, method: str = "spearman", *, nan_policy: str = "rais
 
 def correlate_rows(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarray:
     """Row-wise correlation of matching rows: a, b (..., n_pairs) -> (...). NaN where undefined."""
-    _check_method(method, "propagate")
+    method = _check_method(method, "propagate")
     a, b = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64))
-    if method == "kendall_a":
+    if method in _KENDALL:
         flat_a, flat_b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
-        out = np.array([_kendall_a_matrix(x[None], y[None])[0, 0] for x, y in zip(flat_a, flat_b)])
+        out = np.array([_kernel(x[None], y[None], method)[0, 0] for x, y in zip(flat_a, flat_b)])
         return out.reshape(a.shape[:-1])
     with np.errstate(invalid="ignore"):
         return np.clip(np.sum(_prepare(a, method) * _prepare(b, method), axis=-1), -1.0, 1.0)

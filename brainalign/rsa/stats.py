@@ -15,7 +15,7 @@ from scipy import stats as _sps
 
 from ..errors import ConfigError, DataError
 from ._util import numpy_rng
-from .compare import _prepare, compare, correlate_rows
+from .compare import _KENDALL, _kernel, _prepare, check_method, compare, correlate_rows
 from .rdms import RDMs, as_vectors, triu_indices
 
 __all__ = ["mean_sem", "paired_ttest", "sign_flip_test", "cluster_permutation_test",
@@ -247,6 +247,7 @@ def bootstrap_ci(model_rdm: Any, neural_rdm: Any, n_boot: int = 1000, ci: float 
     i < j in the sample, of two *different* original conditions: a condition drawn twice
     would otherwise contribute its zero self-dissimilarity as a fake pair.
     """
+    method = check_method(method)
     vm, n = as_vectors(model_rdm, "model RDM")
     vn, nn = as_vectors(neural_rdm, "neural RDM")
     if vm.shape[0] != 1:
@@ -269,7 +270,8 @@ def bootstrap_ci(model_rdm: Any, neural_rdm: Any, n_boot: int = 1000, ci: float 
         keep = i != j
         i, j = i[keep], j[keep]
         with np.errstate(invalid="ignore"):
-            dist[b] = compare(sq_m[i, j][None], sq_n[:, i, j], method)[0] if method == "kendall_a" \
+            # the kept pairs are no triangle: the kernel, not compare(), which checks RDM shapes
+            dist[b] = _kernel(sq_m[i, j][None], sq_n[:, i, j], method)[0] if method in _KENDALL \
                 else (_prepare(sq_n[:, i, j], method) @ _prepare(sq_m[i, j][None], method)[0])
     lo, hi = np.nanpercentile(dist, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
     return BootstrapResult(estimate=estimate, low=lo, high=hi, distribution=dist)
