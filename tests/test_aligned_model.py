@@ -186,12 +186,13 @@ def test_cli_export(trained, tmp_path, capsys):
     before = sorted(p.name for p in out.iterdir())
     for argv, pattern in [(["export", str(trained.out_dir), str(out)], "not empty"),
                           (["export", str(tmp_path / "missing"), str(tmp_path / "x")], "does not exist"),
-                          (["export", str(tmp_path), str(tmp_path / "y")], "holds no aligned model")]:
+                          (["export", str(tmp_path), str(tmp_path / "y")], "holds no aligned model"),
+                          (["export", str(trained.out_dir.parent), str(tmp_path / "z")], "give one of them")]:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "Traceback" not in err and pattern in err, err
     assert sorted(p.name for p in out.iterdir()) == before
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert not any((tmp_path / n).exists() for n in "xyz")
     assert main(["export", str(trained.out_dir), str(out), "--overwrite"]) == 0
 
 

@@ -156,7 +156,10 @@ def read_aligned(source: str | Path) -> tuple[AlignedParts, Path]:
             except (OSError, ValueError):
                 pass
         return parts, found[0]
-    raise CheckpointError(f"{path} holds no aligned model (no {', '.join(WEIGHT_NAMES + RUN_FILE_NAMES)}): "
+    runs = sorted(d.name for d in path.iterdir() if d.is_dir() and any((d / n).is_file() for n in RUN_FILE_NAMES))
+    hint = (f"; it holds {len(runs)} run folders ({', '.join(runs[:3])}{', ...' if len(runs) > 3 else ''}): "
+            "give one of them") if runs else ""
+    raise CheckpointError(f"{path} holds no aligned model (no {', '.join(WEIGHT_NAMES + RUN_FILE_NAMES)}){hint}: "
                           "give a folder written by save_pretrained / 'brainalign export', or a run folder "
                           "(an unfinished run: continue it with resume=True / --resume)")
 
