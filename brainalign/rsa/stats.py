@@ -15,11 +15,11 @@ from scipy import stats as _sps
 
 from ..errors import ConfigError, DataError
 from ._util import numpy_rng
-from .compare import _KENDALL, _kernel, _prepare, check_method, compare, correlate_rows
+from .compare import _KENDALL, _kernel, _prepare, check_method, compare, correlate_rows, rank_rows
 from .rdms import RDMs, as_vectors, triu_indices
 
 __all__ = ["mean_sem", "paired_ttest", "sign_flip_test", "cluster_permutation_test",
-           "ClusterResult", "fdr", "bootstrap_ci", "BootstrapResult", "noise_ceiling",
+           "ClusterResult", "fdr", "bootstrap_ci", "BootstrapResult", "noise_ceiling", "pool_rdms",
            "individual_variability"]
 
 TAILS = ("two-sided", "greater", "less")
@@ -311,32 +311,98 @@ def _by_subject(rdms: RDMs) -> np.ndarray:
     return np.stack(groups)
 
 
-def noise_ceiling(subject_rdms: Any, method: str = "spearman") -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper noise-ceiling bounds across subjects (Nili et al. 2014).
+def pool_rdms(x: np.ndarray, method: str = "spearman") -> np.ndarray:
+    """RDMs (..., n_pairs) transformed so that their average is the best group RDM for ``method``
+    (rsatoolbox's ``pool_rdm`` before the mean): ranks for the rank methods, z-scores
+    (ddof=0) for Pearson, division by the root mean square for cosine."""
+    method = check_method(method)
+    x = np.asarray(x, dtype=np.float64)
+    if method == "pearson":
+        c = x - x.mean(axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return c / c.std(axis=-1, keepdims=True)
+    if method == "cosine":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return x / np.sqrt(np.mean(x ** 2, axis=-1, keepdims=True))
+    return rank_rows(x)  # spearman, rho_a, kendall_a, kendall_b: averaged ranks
+
+
+def _group_codes(groups: Any, n: int) -> np.ndarray:
+    """Labels of the n pooled RDMs -> integer codes; each RDM its own group when None."""
+    if groups is None:
+        return np.arange(n)
+    labels = np.asarray(groups)
+    if labels.shape != (n,):
+        raise DataError(f"groups has {labels.size} labels for {n} RDMs along axis 0: give one label "
+                        "(e.g. the subject) per RDM")
+    codes = np.unique(labels, return_inverse=True)[1].ravel()
+    if codes.max() < 1:
+        raise DataError("a noise ceiling needs at least 2 groups (subjects), got 1: every RDM has the "
+                        "same label in groups")
+    return codes
+
+
+def noise_ceiling(subject_rdms: Any, method: str = "spearman", *,
+                  groups: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper noise-ceiling bounds across subjects (Nili et al. 2014), equal to
+    ``rsatoolbox.inference.boot_noise_ceiling(rdms, method, rdm_descriptor=groups)``.
 
     subject_rdms: (n_subjects, n_pairs), (n_subjects, n, n), or with extra dimensions between
         subjects and the RDM, e.g. (n_subjects, n_times, n_pairs) or (n_subjects, n_rois, n, n);
         or RDMs with a 'subject' descriptor (each subject's RDMs in their stored order, e.g.
         one per time point).
-    lower = mean over subjects of corr(subject, mean of the OTHER subjects) (leave-one-out);
-    upper = mean over subjects of corr(subject, mean of ALL subjects).
-    The group mean is of the RDMs themselves (for Spearman, Nili et al. average rank-transformed
-    RDMs instead; the two agree closely when subjects' value ranges are similar).
+    groups: one label per entry of axis 0 (e.g. the subject of each session's RDM): all RDMs
+        of a group are left out together; by default each entry is its own group. For RDMs,
+        the name of a descriptor: then all RDMs are pooled into one ceiling (a scalar), grouped
+        by that descriptor.
+    RDMs are pooled the way ``method`` compares them (:func:`pool_rdms`: ranks averaged for
+    Spearman/rho-a/Kendall, z-scores for Pearson, RMS-scaled for cosine).
+    lower = mean over groups of the mean corr(RDM, pool of the OTHER groups);
+    upper = mean over groups of the mean corr(RDM, pool of ALL RDMs).
     Returns (lower, upper), each a float or of the extra dimensions' shape (e.g. (n_times,)).
     """
+    method = check_method(method)
     if isinstance(subject_rdms, RDMs):
-        subject_rdms = _by_subject(subject_rdms)
+        if isinstance(groups, str):
+            if groups not in subject_rdms.descriptors:
+                raise DataError(f"RDMs have no {groups!r} descriptor (they have "
+                                f"{sorted(subject_rdms.descriptors)}): pass the name of one of them")
+            groups = subject_rdms.descriptors[groups]
+            subject_rdms = subject_rdms.vectors
+        else:
+            subject_rdms = _by_subject(subject_rdms)
     arr = np.asarray(subject_rdms, dtype=np.float64)
     extra = arr.shape[1:-2] if arr.ndim >= 3 and arr.shape[-1] == arr.shape[-2] else arr.shape[1:-1]
     x = _subject_array(arr)                                          # (S, K, P)
     if not np.isfinite(x).all():
         raise DataError("subject RDMs contain NaN/inf: drop or fix them before the noise ceiling")
-    s = x.shape[0]
-    total = x.sum(axis=0)
-    others = (total[None] - x) / (s - 1)
-    lower = np.nanmean(correlate_rows(x, others, method), axis=0)
-    upper = np.nanmean(correlate_rows(x, np.broadcast_to(total / s, x.shape), method), axis=0)
+    codes = _group_codes(groups, x.shape[0])
+    n_groups = codes.max() + 1
+    pooled = pool_rdms(x, method)
+    sizes = np.bincount(codes, minlength=n_groups)                   # RDMs per group
+    group_sums = np.zeros((n_groups,) + x.shape[1:])
+    np.add.at(group_sums, codes, pooled)
+    total = group_sums.sum(axis=0)
+    others = (total[None] - group_sums[codes]) / (x.shape[0] - sizes[codes])[:, None, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant RDMs: NaN, skipped below
+        lower_each = correlate_rows(x, others, method)                # (S, K)
+        upper_each = correlate_rows(x, np.broadcast_to(total / x.shape[0], x.shape), method)
+        # mean within each group, then over groups (as rsatoolbox)
+        lower = np.nanmean(_group_means(lower_each, codes, n_groups), axis=0)
+        upper = np.nanmean(_group_means(upper_each, codes, n_groups), axis=0)
     return lower.reshape(extra), upper.reshape(extra)
+
+
+def _group_means(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """(S, K) values -> (n_groups, K) nan-means within each group."""
+    ok = np.isfinite(values)
+    sums = np.zeros((n_groups, values.shape[1]))
+    counts = np.zeros((n_groups, values.shape[1]))
+    np.add.at(sums, codes, np.where(ok, values, 0.0))
+    np.add.at(counts, codes, ok)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
 
 
 def individual_variability(rdms_by_model: Any) -> np.ndarray:
