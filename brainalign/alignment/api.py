@@ -78,7 +78,7 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
           optimizer: str = "adam", seed: int = 2023, val_fraction: float = 0.1, task_loss: str = "auto",
           contrastive: bool = True, unpaired: bool = False, head_hidden: int = 128,
           head_pooling: str | dict = "flatten", rank_temperature: float = DEFAULT_RANK_TEMPERATURE,
-          device=None, amp: str | bool | None = None, out_dir: str | Path | None = None, resume: bool = False,
+          objective="realnet", device=None, amp: str | bool | None = None, out_dir: str | Path | None = None, resume: bool = False,
           progress: bool = True, preprocessing: Callable | None = None,
           train_backbone: bool = True, image_cache=None, images_on_device: bool = False,
           channels_last: bool = False, compile: bool = False) -> AlignedModel:
@@ -106,6 +106,11 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
             'cosine' (embeddings) | 'none'. 'auto': spec.output 'embedding' -> 'cosine',
             'logits' -> 'ce'; without a spec a 2-D (n, C>1) output -> 'ce', else 'cosine'.
         contrastive: include L_cont (False = the paper's "W/o ContLoss" control).
+        objective: what the neural term is (see :mod:`brainalign.alignment.objectives`):
+            'realnet' (default: MSE + L_cont through the head), 'rsa' (layer batch RDMs vs the
+            neural batch RDM), 'cka' (linear CKA of each layer with the responses), any plugin's
+            name, a sum 'realnet+rsa' / 'realnet+0.5*rsa', a list or a {name: weight} dict.
+            The loss is ``L_task + beta * sum(weight * term)``; history rows hold every term.
         unpaired: train on deranged pairs (image i with the responses of image perm[i] of the
             same dataset, i.e. the same subject; seeded, no image keeps its own) - the paper's
             control. Validation always uses the true pairs.
@@ -156,6 +161,7 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
     _check_settings(beta=beta, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                     val_fraction=val_fraction, contrastive=contrastive, rank_temperature=rank_temperature,
                     resume=resume, out_dir=out_dir)
+    objective = _check_objective(objective, batch_size, contrastive, rank_temperature)
     names = ds.stimulus_ids if ds.stimulus_ids is not None else np.arange(len(ds))
     check_targets_rankable(ds.targets(), names=[f"{n} (index {i})" for i, n in enumerate(names)])
 
@@ -179,7 +185,8 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
             seed=int(seed), val_fraction=float(val_fraction), task_loss=task_loss, contrastive=bool(contrastive),
             unpaired=bool(unpaired), head_hidden=int(head_hidden), head_pooling=head_pooling,
             rank_temperature=float(rank_temperature), amp=resolve_amp(amp, device),
-            train_backbone=bool(train_backbone), channels_last=bool(channels_last), compile=bool(compile)),
+            train_backbone=bool(train_backbone), channels_last=bool(channels_last), compile=bool(compile),
+            objective=objective),
             progress)
     finally:
         ctx.close()
@@ -206,6 +213,19 @@ def _check_settings(*, beta, epochs, batch_size, lr, optimizer, val_fraction, co
         raise ConfigError(f"rank_temperature must be > 0, got {rank_temperature}")
     if resume and out_dir is None:
         raise ConfigError("resume=True needs out_dir (the folder holding checkpoint.pt)")
+
+
+def _check_objective(objective, batch_size, contrastive, rank_temperature) -> str:
+    """The objective's canonical label ('realnet', 'realnet+0.5*rsa'), checked against the registry
+    and the batch size before any work."""
+    from .objectives import build_objective, objective_label, parse_objective
+
+    label = objective_label(parse_objective(objective))
+    built = build_objective(label, {"contrastive": bool(contrastive), "rank_temperature": float(rank_temperature)})
+    if batch_size < built.min_batch:
+        raise ConfigError(f"batch_size={batch_size} is too small for objective {label!r}, whose terms compare the "
+                          f"images of a batch: use batch_size >= {built.min_batch}")
+    return label
 
 
 def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing, settings, progress):
@@ -294,7 +314,7 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
                        contrastive=settings["contrastive"], rank_temperature=settings["rank_temperature"],
                        task_kind=task_kind, amp=settings["amp"], progress=progress,
                        train_backbone=settings["train_backbone"], channels_last=settings["channels_last"],
-                       compile=settings["compile"])
+                       compile=settings["compile"], objective=settings["objective"])
     outcome = train(student, head, layers, data, ts, preprocessing=preprocessing, ctx=ctx, out_dir=out_dir,
                     resume_state=resume_state, fingerprint=fp, backbone_name=backbone_name, config=config)
     config["best_epoch"] = outcome.best_epoch

@@ -1,7 +1,9 @@
 """The training loop: one backbone pass per step feeds both the task loss and the head.
 
 Per step: images -> preprocessing -> backbone (train mode) with layer taps -> logits/embedding
-and {layer: activation} from the same pass -> head -> L = L_task + beta * (MSE + L_cont).
+and {layer: activation} from the same pass -> head -> L = L_task + beta * sum of the objective's
+weighted terms (default ``realnet``: MSE + L_cont; see :mod:`.objectives`). Every term is logged
+under its own name per step (progress bar) and per epoch (history rows).
 Per epoch: validation on a concept-disjoint split (exact Spearman), an atomic checkpoint,
 one history row. Shuffling comes from a torch.Generator seeded by (seed, epoch), and the
 checkpoint holds every RNG state, so a resumed run ends bit-identical to an uninterrupted one.
@@ -22,7 +24,8 @@ from ..progress import log, progress
 from ..taps import LayerTap
 from . import distributed, precision
 from .checkpoint import save_checkpoint, set_rng_state
-from .losses import contrastive_loss, spearman_rows, task_agreement, task_loss_fn
+from .losses import spearman_rows, task_agreement, task_loss_fn
+from .objectives import DEFAULT_OBJECTIVE, ObjectiveBatch, build_objective
 from .teacher import model_output
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -31,20 +34,26 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 class AlignModule(nn.Module):
     """Backbone + layer taps + head, so one forward (and one DDP wrapper) serves both outputs.
 
-    forward(x: (b, 3, H, W) preprocessed) -> (output (b, C) logits or embedding, prediction (b, n_targets)).
+    forward(x: (b, 3, H, W) preprocessed) -> (output (b, C) logits or embedding, prediction (b, n_targets)),
+    plus {layer: activation} as a third element when built with ``with_activations=True``
+    (objectives such as ``rsa`` and ``cka`` read the layers themselves).
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, layers: list[str]):
+    def __init__(self, backbone: nn.Module, head: nn.Module, layers: list[str], with_activations: bool = False,
+                 detach_head_input: bool = False):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.with_activations = with_activations
+        self.detach_head_input = detach_head_input  # head trained as a read-out only: no gradient to the backbone
         self.tap = LayerTap(backbone, layers)  # hooks are attached only inside tap.run
 
     def forward(self, x: torch.Tensor):
         out = model_output(self.tap.run(x))
         feats = dict(self.tap.outputs)
         self.tap.clear()  # do not keep activations alive between steps
-        return out, self.head(feats)
+        pred = self.head({k: v.detach() for k, v in feats.items()} if self.detach_head_input else feats)
+        return (out, pred, feats) if self.with_activations else (out, pred)
 
 
 @dataclass
@@ -63,6 +72,7 @@ class TrainSettings:
     train_backbone: bool = True
     channels_last: bool = False
     compile: bool = False
+    objective: object = DEFAULT_OBJECTIVE  # a name, 'a+b', a list or {name: weight}: see objectives
 
 
 @dataclass
@@ -129,7 +139,7 @@ def evaluate(module: AlignModule, images, targets: torch.Tensor, teacher: torch.
             idx = list(range(start, min(len(images), start + batch_size)))
             x = images.load(idx, device=device)
             x = preprocessing(x) if preprocessing is not None else x
-            out, pred = module(x)
+            out, pred = module(x)[:2]
             rhos.append(spearman_rows(targets[idx].to(device), pred).cpu())
             if task_kind != "none":
                 agree.append(task_agreement(task_kind, out, teacher[idx].to(device)).cpu())
@@ -147,7 +157,12 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     ``resume_state``: a checkpoint from :func:`~.checkpoint.load_checkpoint` to continue from.
     """
     device = ctx.device
-    module = AlignModule(student, head, layers).to(device)
+    objective = build_objective(s.objective, {"contrastive": s.contrastive, "rank_temperature": s.rank_temperature})
+    # an objective that ignores the head (rsa, cka) still gets a head, trained as a read-out on detached
+    # layers ('readout' MSE term), so the validation Spearman that picks the best epoch stays meaningful
+    readout = not objective.uses_head
+    terms = list(objective.terms) + (["readout"] if readout else [])
+    module = AlignModule(student, head, layers, with_activations=True, detach_head_input=readout).to(device)
     grad_flags = [p.requires_grad for p in student.parameters()]
     if not s.train_backbone:  # readout-only baseline: frozen backbone in eval mode, head trained
         student.requires_grad_(False)
@@ -178,7 +193,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
 
     targets_dev = data.train_targets.to(device)
     teacher_dev = data.train_teacher.to(device)
-    min_batch = 2 if s.contrastive else 1
+    min_batch = objective.min_batch
     zero = torch.zeros((), device=device)
     for epoch in range(outcome.start_epoch, s.epochs):
         t0 = time.perf_counter()
@@ -186,7 +201,8 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
         if not s.train_backbone:
             student.eval()
         batches = epoch_batches(len(data.train_images), s.batch_size, s.seed, epoch, ctx, min_batch)
-        sums = torch.zeros(5, dtype=torch.float64)  # task, mse, cont, total, n_images
+        # per column (task, *terms, total): sum of value x images, and images the value was computed on
+        sums = torch.zeros(2 * (len(terms) + 2), dtype=torch.float64)
         bar = progress(data.train_images.batches(batches, device), enabled=s.progress and ctx.is_main,
                        desc=f"epoch {epoch + 1}/{s.epochs}", total=len(batches), unit="batch")
         for b, (idx, x) in enumerate(bar):
@@ -194,32 +210,37 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
             x = prec.input(preprocessing(x) if preprocessing is not None else x)
             y = targets_dev[idx.to(device)]
             with prec.autocast():
-                out, pred = forward(x)
+                out, pred, acts = forward(x)
             task = task_loss_fn(s.task_kind, out.float(), teacher_dev[idx.to(device)]) if s.task_kind != "none" else zero
-            pred = pred.float()
-            mse = F.mse_loss(pred, y)
-            cont = contrastive_loss(y, pred, s.rank_temperature) if s.contrastive else zero
-            total = task + s.beta * (mse + cont)
+            step, neural = objective.weighted(ObjectiveBatch(activations=acts, output=out, prediction=pred.float(),
+                                                             targets=y))
+            total = task + s.beta * neural if neural is not None else task
+            if readout:
+                step["readout"] = F.mse_loss(pred.float(), y)
+                total = total + step["readout"]
             bad = torch.tensor([0.0 if bool(torch.isfinite(total)) else 1.0])
             if ctx.all_reduce_sum(bad).item() > 0:
                 kept = (f"the checkpoint of the last complete epoch ({epoch}) in {ckpt_path} was kept"
                         if ckpt_path is not None and ckpt_path.is_file() else "no checkpoint was written")
-                raise TrainingError(f"non-finite loss at epoch {epoch + 1}, batch {b + 1} (task={float(task.detach()):.4g}, "
-                                    f"mse={float(mse.detach()):.4g}, contrastive={float(cont.detach()):.4g}); {kept}. Lower lr "
+                parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in {"task": task, **step}.items())
+                raise TrainingError(f"non-finite loss at epoch {epoch + 1}, batch {b + 1} ({parts}); {kept}. Lower lr "
                                     "or beta, try amp=False, or check the images and responses")
             opt.zero_grad(set_to_none=True)
             precision.backward_step(total, opt, scaler)
             k = len(idx)
-            vals = torch.stack([task.detach(), mse.detach(), cont.detach(), total.detach()]).double().cpu()
-            sums[:4] += vals * k
-            sums[4] += k
+            cols = [task, *(step.get(t, zero) for t in terms), total]
+            vals = torch.stack([c.detach().float() for c in cols]).double().cpu()
+            seen = torch.tensor([1.0, *(1.0 if t in step else 0.0 for t in terms), 1.0], dtype=torch.float64)
+            sums[:len(cols)] += vals * k * seen
+            sums[len(cols):] += seen * k
             if hasattr(bar, "set_postfix"):  # progress() disabled returns the plain generator
-                bar.set_postfix(task=f"{vals[0]:.3f}", mse=f"{vals[1]:.3f}", cont=f"{vals[2]:.3f}")
+                bar.set_postfix({n: f"{float(v):.3f}" for n, v in zip(["task", *terms], vals) if n in step or n == "task"})
         sums = ctx.all_reduce_sum(sums)
         ctx.average_buffers(student)
-        row = {"epoch": epoch + 1, "task": float(sums[0] / sums[4]), "mse": float(sums[1] / sums[4]),
-               "contrastive": float(sums[2] / sums[4]) if s.contrastive else None,
-               "total": float(sums[3] / sums[4]), "val_spearman": None, "val_task_agreement": None}
+        n_cols = len(terms) + 2
+        means = [float(sums[i] / sums[n_cols + i]) if sums[n_cols + i] > 0 else None for i in range(n_cols)]
+        row = {"epoch": epoch + 1, **dict(zip(["task", *terms, "total"], means)),
+               "val_spearman": None, "val_task_agreement": None}
         score = float(epoch)  # without validation the last epoch is the best
         if data.val_images is not None:
             row["val_spearman"], row["val_task_agreement"] = evaluate(

@@ -23,6 +23,9 @@ def register(subparsers) -> None:
     p.add_argument("--beta", default="100", metavar="LIST", help="generation-loss weights, e.g. 1,10,100,1000 (default 100)")
     p.add_argument("--no-contrastive", action="store_true", help="control: drop the contrastive term (W/o ContLoss)")
     p.add_argument("--unpaired", action="store_true", help="control: pair each image with another image's EEG")
+    p.add_argument("--objective", default="realnet", metavar="NAME",
+                   help="alignment objective: realnet (default), rsa, cka, a plugin's, or a weighted sum such as "
+                        "realnet+0.5*rsa (see 'Alignment objectives' in the README)")
     p.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
     p.add_argument("--batch-size", type=int, default=16, help="images per step (default 16)")
     p.add_argument("--lr", type=float, default=2e-5, help="Adam learning rate (default 2e-5)")
@@ -85,7 +88,8 @@ def run(args) -> int:
                 data = load_eeg_source(args.eeg, subject, "training")
             res = align(model, args.layers, eeg=data, beta=beta, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, seed=args.seed, val_fraction=args.val_fraction,
-                        contrastive=not args.no_contrastive, unpaired=args.unpaired, head_pooling=args.head_pooling,
+                        contrastive=not args.no_contrastive, unpaired=args.unpaired, objective=args.objective,
+                        head_pooling=args.head_pooling,
                         device=args.device, amp=args.amp, out_dir=folder, resume=args.resume,
                         progress=args.progress, channels_last=args.channels_last, compile=args.compile,
                         images_on_device=args.images_on_device)
