@@ -127,3 +127,18 @@ def test_chunked_soft_rank_matches_direct():
     chunked = soft_rank(x, 0.2, max_elements=3 * 60 * 7)  # 7 columns per chunk
     (g_chunked,) = torch.autograd.grad((chunked * torch.arange(60.0)).sum(), x)
     assert torch.allclose(direct, chunked, atol=1e-5) and torch.allclose(g_direct, g_chunked, atol=1e-5)
+
+
+def test_task_objects_hold_target_loss_and_agreement():
+    from brainalign.alignment.tasks import TASKS, get_task
+
+    logits = torch.tensor([[3.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+    ce = get_task("ce")
+    assert ce.teacher_target(logits).tolist() == [0, 1]
+    assert ce.agreement(logits, ce.teacher_target(logits)).tolist() == [1.0, 1.0]
+    assert get_task("kl").teacher_target(logits).shape == (2, 3)
+    assert get_task("cosine").loss(logits, 2 * logits).abs() < 1e-6
+    assert not get_task("none").active and get_task("none").teacher_target(logits).shape == (2, 0)
+    assert set(TASKS) == {"ce", "kl", "cosine", "none"}
+    with pytest.raises(ConfigError, match="unknown task loss 'hinge'"):
+        get_task("hinge")

@@ -11,11 +11,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
+from .tasks import TASK_LOSSES  # noqa: F401  (kept importable from here)
 
-TASK_LOSSES = ("auto", "ce", "kl", "cosine", "none")
 DEFAULT_RANK_TEMPERATURE = 0.1
 
 
@@ -126,26 +125,16 @@ def check_targets_rankable(targets, names=None) -> None:
 
 
 def task_loss_fn(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Distillation loss between the student's ``output`` and cached teacher ``target``.
+    """Distillation loss of task ``kind`` ('ce', 'kl', 'cosine'): see :mod:`.tasks`."""
+    from .tasks import get_task
 
-    'ce': output (b, C) logits, target (b,) long teacher labels.
-    'kl': output (b, C) logits, target (b, C) teacher logits (soft targets, T = 1).
-    'cosine': output (b, D), target (b, D) teacher embeddings; 1 - cosine similarity.
-    """
-    output = output.float()
-    if kind == "ce":
-        return F.cross_entropy(output, target)
-    if kind == "kl":
-        return F.kl_div(F.log_softmax(output, -1), F.log_softmax(target.float(), -1),
-                        log_target=True, reduction="batchmean")
-    if kind == "cosine":
-        return (1 - F.cosine_similarity(output.flatten(1), target.float().flatten(1), dim=-1)).mean()
-    raise ConfigError(f"unknown task loss {kind!r}: use one of {', '.join(TASK_LOSSES)}")
+    if kind == "none":
+        raise ConfigError("task loss 'none' has no loss to compute: use one of ce, kl, cosine")
+    return get_task(kind).loss(output, target)
 
 
 def task_agreement(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image agreement with the teacher: top-1 label match (ce/kl) or cosine (cosine). -> (b,)"""
-    if kind == "cosine":
-        return F.cosine_similarity(output.float().flatten(1), target.float().flatten(1), dim=-1)
-    labels = target if kind == "ce" else target.argmax(-1)
-    return (output.argmax(-1) == labels).float()
+    """Per-image agreement with the teacher (top-1 match for ce/kl, cosine for cosine) -> (b,)."""
+    from .tasks import get_task
+
+    return get_task(kind).agreement(output, target)

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..taps import _first_tensor
-from .losses import TASK_LOSSES
+from .tasks import TASK_LOSSES, get_task
 
 def model_output(out) -> torch.Tensor:
     """The tensor a backbone returns (first tensor of a tuple/list/dict output)."""
@@ -53,7 +53,8 @@ def compute_teacher_targets(model: nn.Module, images, kind: str, *, preprocessin
     mode restored afterwards (its weights and buffers are untouched).
     """
     n = len(images)
-    if kind == "none":
+    task = get_task(kind)
+    if not task.active:
         return torch.zeros(n, 0)
     was_training = model.training
     model.eval()
@@ -63,7 +64,7 @@ def compute_teacher_targets(model: nn.Module, images, kind: str, *, preprocessin
             if preprocessing is not None:
                 x = preprocessing(x)
             out = model_output(model(x)).float()
-            outs.append(out.argmax(-1).cpu() if kind == "ce" else out.flatten(1).cpu())
+            outs.append(task.teacher_target(out).cpu())
     finally:
         model.train(was_training)
     return torch.cat(outs)

@@ -24,8 +24,9 @@ from ..progress import log, progress
 from ..taps import LayerTap
 from . import distributed, precision
 from .checkpoint import save_checkpoint, set_rng_state
-from .losses import spearman_rows, task_agreement, task_loss_fn
+from .losses import spearman_rows
 from .objectives import DEFAULT_OBJECTIVE, ObjectiveBatch, build_objective
+from .tasks import get_task
 from .teacher import model_output
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -141,8 +142,8 @@ def evaluate(module: AlignModule, images, targets: torch.Tensor, teacher: torch.
             x = preprocessing(x) if preprocessing is not None else x
             out, pred = module(x)[:2]
             rhos.append(spearman_rows(targets[idx].to(device), pred).cpu())
-            if task_kind != "none":
-                agree.append(task_agreement(task_kind, out, teacher[idx].to(device)).cpu())
+            if get_task(task_kind).active:
+                agree.append(get_task(task_kind).agreement(out, teacher[idx].to(device)).cpu())
     finally:
         module.train(was)
     rho = float(torch.cat(rhos).mean())
@@ -160,6 +161,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     objective = build_objective(s.objective, {"contrastive": s.contrastive, "rank_temperature": s.rank_temperature})
     # an objective that ignores the head (rsa, cka) still gets a head, trained as a read-out on detached
     # layers ('readout' MSE term), so the validation Spearman that picks the best epoch stays meaningful
+    task_fn = get_task(s.task_kind)
     readout = not objective.uses_head
     terms = list(objective.terms) + (["readout"] if readout else [])
     module = AlignModule(student, head, layers, with_activations=True, detach_head_input=readout).to(device)
@@ -171,7 +173,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     prec = precision.setup(s.amp, s.channels_last, s.compile, device=device)
     scaler = prec.scaler
     prec.prepare(module)  # channels_last weights, before DDP
-    ddp = distributed.wrap(module, ctx, find_unused_parameters=s.task_kind == "none" and s.train_backbone)
+    ddp = distributed.wrap(module, ctx, find_unused_parameters=not task_fn.active and s.train_backbone)
     forward = prec.forward_fn(ddp)  # torch.compile when asked
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
 
@@ -211,7 +213,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
             y = targets_dev[idx.to(device)]
             with prec.autocast():
                 out, pred, acts = forward(x)
-            task = task_loss_fn(s.task_kind, out.float(), teacher_dev[idx.to(device)]) if s.task_kind != "none" else zero
+            task = task_fn.loss(out.float(), teacher_dev[idx.to(device)]) if task_fn.active else zero
             step, neural = objective.weighted(ObjectiveBatch(activations=acts, output=out, prediction=pred.float(),
                                                              targets=y))
             total = task + s.beta * neural if neural is not None else task
