@@ -1,5 +1,5 @@
-"""The example plugin packages (examples/plugin_analysis, examples/plugin_dataset) install with pip and
-work in compare: the dataset source gives the data, the analysis runs next to the built-in one."""
+"""The example plugin packages (examples/plugin_analysis, plugin_dataset, plugin_objective) install with pip
+and work: the dataset source and the analysis in compare, the objective by name in the objective registry."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,8 @@ import pytest
 from brainalign.plugin_manager import get_plugin_manager
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-PACKAGES = {"plugin_analysis": "brainalign_meandissim", "plugin_dataset": "brainalign_npzdata"}
+PACKAGES = {"plugin_analysis": "brainalign_meandissim", "plugin_dataset": "brainalign_npzdata",
+            "plugin_objective": "brainalign_rdmmse"}
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +60,22 @@ def test_example_dataset_and_analysis_in_compare(installed, tmp_path):
     assert len(res["mean-dissimilarity"]["rows"]) == 2 * 4  # subjects x layers
     assert "## Mean dissimilarity" in (tmp_path / "r" / "report.md").read_text()
     assert o.results["mean-dissimilarity"].rows[0]["value"] > 0
+
+
+def test_example_objective_by_name(installed):
+    import torch
+
+    from brainalign.alignment.objectives import ObjectiveBatch, available_objectives, parse_objective
+
+    spec = available_objectives()["rdm-mse"]
+    assert parse_objective("realnet+0.5*rdm-mse") == (("realnet", 1.0), ("rdm-mse", 0.5))
+    objective = spec.factory({})
+    torch.manual_seed(0)
+    act = torch.randn(6, 4, 3, 3, requires_grad=True)
+    targets = torch.randn(6, 10)
+    terms = objective(ObjectiveBatch({"V1": act}, torch.randn(6, 5), torch.randn(6, 10), targets))
+    assert set(terms) == set(objective.terms) and terms["rdm_mse"] > 0
+    terms["rdm_mse"].backward()
+    assert torch.isfinite(act.grad).all() and act.grad.abs().sum() > 0
+    same = objective(ObjectiveBatch({"V1": targets.clone()}, torch.randn(6, 5), targets, targets))
+    assert float(same["rdm_mse"]) < 1e-10  # a layer with the neural geometry costs nothing
