@@ -7,15 +7,18 @@
 Modules: head (encoder head), losses (soft ranks, differentiable Spearman, task losses),
 teacher (cached teacher targets), trainer (the loop), checkpoint (atomic files, resume),
 distributed (torchrun/DDP), classifier (brief concept training for demos), api (align),
-aligned_model (AlignedModel, save/load), hub (save_pretrained folders, hf-hub: loading).
+grid (run_grid: subject x beta x control runs), executors (in-process, local
+processes, Slurm via submitit), aligned_model (AlignedModel, save/load), hub (save_pretrained folders, hf-hub: loading).
 """
 from .aligned_model import AlignedModel, load_aligned, predict_responses, save_aligned
 from .api import align
 from .classifier import train_classifier
+from .executors import InProcess, LocalParallel, Submitit
+from .grid import GridResult, run_grid
 from .head import EncoderHead
 
 __all__ = ["align", "AlignedModel", "load_aligned", "save_aligned", "EncoderHead", "train_classifier",
-           "predict_responses"]
+           "predict_responses", "run_grid", "GridResult", "InProcess", "LocalParallel", "Submitit"]
 
 
 def __getattr__(name: str):

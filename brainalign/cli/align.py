@@ -1,10 +1,11 @@
 """``brainalign align BACKBONE --eeg SOURCE``: personalised aligned models, one folder per run."""
 from __future__ import annotations
 
-from ._options import add_image_cache_option, add_device_option, add_progress_option
-
-import json
 from pathlib import Path
+
+from ..alignment.grid import run_name  # noqa: F401 (old import path)
+from ..validation import int_type
+from ._options import add_image_cache_option, add_device_option, add_progress_option
 
 
 
@@ -14,7 +15,7 @@ def register(subparsers) -> None:
         description="Fine-tune BACKBONE so that its layers predict each subject's EEG (task loss + beta * "
                     "(MSE + contrastive Spearman loss)). Each run starts from a fresh copy of the backbone and "
                     "writes OUT/sub-XX_beta-B[_nocont][_unpaired]/ with aligned.pt, history.json, config.json "
-                    "and checkpoint.pt; complete runs are skipped, interrupted ones continue with --resume.")
+                    "and checkpoint.pt; complete runs are skipped, interrupted ones resume from their checkpoint, and a folder holding a run of other settings is refused.")
     p.add_argument("backbone", metavar="BACKBONE", help="registered backbone (cornet, cornet_tiny, resnet101, clip, "
                                                         "timm:<name>, open_clip:<name>)")
     p.add_argument("--eeg", metavar="SOURCE", default="synthetic",
@@ -39,7 +40,22 @@ def register(subparsers) -> None:
     wg.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                     help="start from random weights (no download needed)")
     p.add_argument("--out", metavar="DIR", help="output folder (default brainalign-results/align-BACKBONE)")
-    p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue interrupted runs (the default now; kept so older scripts work)")
+    p.add_argument("--fmri", metavar="SOURCE", help="train on fMRI instead of EEG, e.g. 'shen:PATH' (any fMRI source)")
+    p.add_argument("--fmri-images", metavar="DIR", help="folder of the fMRI stimulus images (Shen's release has none)")
+    p.add_argument("--controls", metavar="LIST", help="runs per subject x beta: none (aligned), nocont, unpaired, "
+                                                      "nocont_unpaired, e.g. none,unpaired (overrides the two flags)")
+    p.add_argument("--jobs", type=int_type("--jobs", minimum=1), default=1,
+                   help="runs at once on this machine, each pinned to a GPU or cores/jobs threads (default 1)")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                   help="slurm: one Slurm job per run (a job array) through submitit")
+    p.add_argument("--slurm-partition", metavar="P", help="Slurm partition (--launcher slurm)")
+    p.add_argument("--gpus-per-run", type=int_type("--gpus-per-run", minimum=0), default=1,
+                   help="GPUs per Slurm job (default 1)")
+    p.add_argument("--timeout-min", type=int_type("--timeout-min", minimum=1), default=240,
+                   help="Slurm time limit per run in minutes (default 240); preempted/timed-out jobs requeue "
+                        "and resume from their checkpoint")
     add_device_option(p)
     add_image_cache_option(p)
     p.add_argument("--amp", nargs="?", choices=("bf16", "fp16", "auto"), const="auto", default=None,
@@ -54,54 +70,41 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run_name(subject, beta: float, contrastive: bool, unpaired: bool) -> str:
-    from ..data.subjects import subject_label
-
-    sub = subject_label(subject)
-    return f"{sub}_beta-{beta:g}" + ("" if contrastive else "_nocont") + ("_unpaired" if unpaired else "")
-
-
 def run(args) -> int:
-    from ..alignment import align
-    from ..data.registry import load_eeg_source
-    from ..models.registry import get_backbone_spec, load_backbone
+    from ..alignment.grid import run_grid
 
-    from ..data.subjects import parse_numbers, parse_subjects
+    from ..models.registry import get_backbone_spec
 
-    subjects = parse_subjects(args.subjects)
-    betas = parse_numbers(args.beta, "beta values")
     spec = get_backbone_spec(args.backbone)
     out = Path(args.out) if args.out else Path("brainalign-results") / f"align-{spec.name}"
-    model = None  # loaded once, only if some run needs it; align() never modifies it
-    for subject in subjects:
-        data = None
-        for beta in betas:
-            name = run_name(subject, beta, not args.no_contrastive, args.unpaired)
-            folder = out / name
-            done = folder / f"aligned.{args.format}"
-            if done.is_file() and (folder / "history.json").is_file():
-                print(f"{name}: complete, skipped ({done})")
-                continue
-            if model is None:
-                model = load_backbone(args.backbone, pretrained=args.pretrained, weights=args.weights, device="cpu")
-            if data is None:
-                data = load_eeg_source(args.eeg, subject, "training")
-            res = align(model, args.layers, eeg=data, beta=beta, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, seed=args.seed, val_fraction=args.val_fraction,
-                        contrastive=not args.no_contrastive, unpaired=args.unpaired, objective=args.objective,
-                        head_pooling=args.head_pooling,
-                        device=args.device, amp=args.amp, out_dir=folder, resume=args.resume,
-                        progress=args.progress, channels_last=args.channels_last, compile=args.compile,
-                        images_on_device=args.images_on_device)
-            if args.format == "safetensors":
-                res.save(done)
-                (folder / "aligned.pt").unlink(missing_ok=True)
-            row = res.history[res.best_epoch - 1] if res.best_epoch else {}
-            score = row.get("val_spearman")
-            print(f"{name}: best epoch {res.best_epoch}/{len(res.history)}"
-                  + (f", validation Spearman {score:.3f}" if score is not None else "") + f" -> {folder}")
-    if out.is_dir():  # what was asked for, so `compare` can find the grid
-        (out / "runs.json").write_text(json.dumps({"backbone": spec.name, "eeg": str(args.eeg), "subjects": subjects,
-                                                   "betas": betas, "contrastive": not args.no_contrastive,
-                                                   "unpaired": args.unpaired}, indent=1))
+    controls = list(args.controls.split(",")) if args.controls else \
+        [{(True, False): "none", (False, False): "nocont", (True, True): "unpaired",
+          (False, True): "nocont_unpaired"}[(not args.no_contrastive, args.unpaired)]]
+    if args.fmri is not None:
+        source, modality = args.fmri, "fmri"
+    else:
+        source, modality = args.eeg, "eeg"
+    source_options = {"images": args.fmri_images} if args.fmri_images else {}
+    run_grid(args.backbone, args.subjects, args.beta, controls, out=out, source=source, modality=modality,
+             source_options=source_options, pretrained=args.pretrained, weights=args.weights,
+             executor=_executor(args, out), format=args.format, **align_options(args))
     return 0
+
+
+def align_options(args) -> dict:
+    """The ``align()`` keywords the command line sets (everything but the grid itself)."""
+    return dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                val_fraction=args.val_fraction, layers=args.layers, head_pooling=args.head_pooling,
+                device=args.device, amp=args.amp, progress=args.progress, channels_last=args.channels_last,
+                compile=args.compile, images_on_device=args.images_on_device,
+                **({"objective": args.objective} if getattr(args, "objective", None) is not None else {}),
+                **({"image_cache": args.image_cache} if getattr(args, "image_cache", None) is not None else {}))
+
+
+def _executor(args, out: Path):
+    from ..alignment.executors import InProcess, LocalParallel, Submitit
+
+    if args.launcher == "slurm":
+        return Submitit(partition=args.slurm_partition, gpus_per_run=args.gpus_per_run,
+                        timeout_min=args.timeout_min, folder=out / "slurm-logs")
+    return LocalParallel(args.jobs, device=args.device) if args.jobs > 1 else InProcess()
