@@ -235,6 +235,8 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
     start_sha = state_sha256(model)
     # every subject/run starts from a fresh copy: the caller's model is never modified
     student = copy.deepcopy(model).to(device)
+    if settings["train_backbone"]:
+        _unfreeze(student, progress)
 
     # validation: concept-disjoint part of the *training* data (never the test set)
     if settings["val_fraction"] > 0:
@@ -333,6 +335,19 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
         save_aligned(result, out_dir / "aligned.pt")
     ctx.barrier()
     return result
+
+
+def _unfreeze(student: nn.Module, progress: bool) -> None:
+    """train_backbone=True trains the whole backbone, also when the model came frozen
+    (requires_grad=False); eval mode needs nothing: the trainer switches to train mode."""
+    frozen = [p for p in student.parameters() if not p.requires_grad]
+    if frozen:
+        from ..progress import log
+
+        n = sum(p.numel() for p in frozen)
+        log(f"align: {len(frozen)} frozen parameter tensor(s) ({n:,} values) of the model are trained, as "
+            "train_backbone=True asks; pass train_backbone=False to train the head only")
+        student.requires_grad_(True)
 
 
 def _jsonable(obj):

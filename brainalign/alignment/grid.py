@@ -116,7 +116,6 @@ def execute_run(task: RunTask) -> dict:
         state = run_state(folder, task.request, task.format)
         if state == "complete":
             return _row(task, "skipped", folder)
-        write_json(folder / "request.json", task.request)
         model = _cached(("model", _key(task.backbone), task.pretrained, task.weights),
                         lambda: load_start_model(task.backbone, pretrained=task.pretrained, weights=task.weights,
                                                  seed=task.align_options.get("seed", 2023)))
@@ -127,8 +126,14 @@ def execute_run(task: RunTask) -> dict:
         threads = opts.pop("num_threads", None)
         if threads:
             torch.set_num_threads(int(threads))
-        res = align(model, opts.pop("layers", None), **{kind: data}, beta=task.beta, contrastive=task.contrastive,
-                    unpaired=task.unpaired, out_dir=folder, resume=True, **opts)
+        write_json(folder / "request.json", task.request)
+        try:
+            res = align(model, opts.pop("layers", None), **{kind: data}, beta=task.beta,
+                        contrastive=task.contrastive, unpaired=task.unpaired, out_dir=folder, resume=True, **opts)
+        except BaseException:
+            if not (folder / "checkpoint.pt").exists():  # nothing to resume: leave no file behind
+                (folder / "request.json").unlink(missing_ok=True)
+            raise
         if task.format == "safetensors":
             res.save(folder / "aligned.safetensors")
             (folder / "aligned.pt").unlink(missing_ok=True)
