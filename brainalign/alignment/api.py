@@ -25,7 +25,8 @@ from .head import EncoderHead, probe_layer_shapes
 from .losses import DEFAULT_RANK_TEMPERATURE, check_targets_rankable
 from .precision import check_amp, resolve_amp
 from .teacher import cached_teacher_targets, compute_teacher_targets, model_output, resolve_task_loss
-from .trainer import OPTIMIZERS, TrainData, TrainSettings, train
+from .config import AlignConfig, config_field_names
+from .trainer import TrainData, TrainSettings, train
 
 
 
@@ -81,7 +82,8 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
           objective="realnet", device=None, amp: str | bool | None = None, out_dir: str | Path | None = None, resume: bool = False,
           progress: bool = True, preprocessing: Callable | None = None,
           train_backbone: bool = True, image_cache=None, images_on_device: bool = False,
-          channels_last: bool = False, compile: bool = False) -> AlignedModel:
+          channels_last: bool = False, compile: bool = False, config: AlignConfig | None = None,
+          **unknown) -> AlignedModel:
     """Align ``model`` with neural responses (ReAlnet, generalised to any backbone and modality).
 
     Loss per batch: ``L_task + beta * (MSE + L_cont)`` where L_task distils the starting model
@@ -106,6 +108,8 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
             'cosine' (embeddings) | 'none'. 'auto': spec.output 'embedding' -> 'cosine',
             'logits' -> 'ce'; without a spec a 2-D (n, C>1) output -> 'ce', else 'cosine'.
         contrastive: include L_cont (False = the paper's "W/o ContLoss" control).
+        config: an :class:`~brainalign.alignment.config.AlignConfig` holding all the settings
+            above at once (then give none of them as keywords).
         objective: what the neural term is (see :mod:`brainalign.alignment.objectives`):
             'realnet' (default: MSE + L_cont through the head), 'rsa' (layer batch RDMs vs the
             neural batch RDM), 'cka' (linear CKA of each layer with the responses), any plugin's
@@ -158,10 +162,14 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
         if image_cache is not False and image_cache is not True:
             check_cache_dir(image_cache)
         ds = ds._replace(images=ds.images.with_cache(image_cache))
-    _check_settings(beta=beta, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                    val_fraction=val_fraction, contrastive=contrastive, rank_temperature=rank_temperature,
-                    resume=resume, out_dir=out_dir)
-    objective = _check_objective(objective, batch_size, contrastive, rank_temperature)
+    cfg = _settings_config(config, unknown, dict(
+        beta=beta, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
+        val_fraction=val_fraction, task_loss=task_loss, contrastive=contrastive, unpaired=unpaired,
+        head_hidden=head_hidden, head_pooling=head_pooling, rank_temperature=rank_temperature, objective=objective,
+        amp=amp, train_backbone=train_backbone, channels_last=channels_last, compile=compile))
+    if resume and out_dir is None:
+        raise ConfigError("resume=True needs out_dir (the folder holding checkpoint.pt)")
+    _check_objective(cfg.objective, cfg.batch_size, cfg.contrastive, cfg.rank_temperature)
     names = ds.stimulus_ids if ds.stimulus_ids is not None else np.arange(len(ds))
     check_targets_rankable(ds.targets(), names=[f"{n} (index {i})" for i, n in enumerate(names)])
 
@@ -180,39 +188,34 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
     try:
         if images_on_device:
             ds = ds._replace(images=ds.images.to_device(device))
-        return _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing, dict(
-            beta=float(beta), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), optimizer=optimizer,
-            seed=int(seed), val_fraction=float(val_fraction), task_loss=task_loss, contrastive=bool(contrastive),
-            unpaired=bool(unpaired), head_hidden=int(head_hidden), head_pooling=head_pooling,
-            rank_temperature=float(rank_temperature), amp=resolve_amp(amp, device),
-            train_backbone=bool(train_backbone), channels_last=bool(channels_last), compile=bool(compile),
-            objective=objective),
-            progress)
+        return _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
+                      {**cfg.to_dict(), "amp": resolve_amp(cfg.amp, device)}, progress)
     finally:
         ctx.close()
 
 
-def _check_settings(*, beta, epochs, batch_size, lr, optimizer, val_fraction, contrastive, rank_temperature,
-                    resume, out_dir):
-    if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
-        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
-    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if contrastive and batch_size < 2:
-        raise ConfigError("batch_size=1 leaves the contrastive term undefined (it compares each image with "
-                          "the other images of its batch): use batch_size >= 2 or contrastive=False")
-    if not lr > 0:
-        raise ConfigError(f"lr must be > 0, got {lr}")
-    if not beta >= 0:
-        raise ConfigError(f"beta must be >= 0, got {beta}")
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
-    if not 0 <= val_fraction < 1:
-        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if not rank_temperature > 0:
-        raise ConfigError(f"rank_temperature must be > 0, got {rank_temperature}")
-    if resume and out_dir is None:
-        raise ConfigError("resume=True needs out_dir (the folder holding checkpoint.pt)")
+def _settings_config(config: AlignConfig | None, unknown: dict, given: dict) -> AlignConfig:
+    """The run's AlignConfig: ``config`` when given (then no setting may also be a keyword), else
+    one built from align()'s keywords. Unknown keywords are a TypeError naming close names."""
+    from ..errors import suggest
+
+    if unknown:
+        known = [*config_field_names(), "fmri", "data", "targets", "device", "out_dir", "resume", "progress",
+                 "preprocessing", "image_cache", "images_on_device", "config"]
+        hints = "; ".join(f"{k!r}.{suggest(k, known)}" for k in sorted(unknown))
+        raise TypeError(f"align() got unexpected keyword argument(s) {hints} Settings are the fields of "
+                        f"AlignConfig: {', '.join(config_field_names())}")
+    if config is None:
+        return AlignConfig(**given)
+    if not isinstance(config, AlignConfig):
+        raise ConfigError(f"config must be an AlignConfig, got {type(config).__name__}: build one with "
+                          "AlignConfig(...) or AlignConfig.from_dict(saved['settings'])")
+    defaults = AlignConfig()
+    clash = sorted(k for k, v in given.items() if v != getattr(defaults, k))
+    if clash:
+        raise ConfigError(f"align() got both config= and the setting(s) {', '.join(clash)}: put them in the "
+                          f"config (config.replace({clash[0]}=...)) or drop config=")
+    return config
 
 
 def _check_objective(objective, batch_size, contrastive, rank_temperature) -> str:
