@@ -376,7 +376,12 @@ def noise_ceiling(subject_rdms: Any, method: str = "spearman", *,
     x = _subject_array(arr)                                          # (S, K, P)
     if not np.isfinite(x).all():
         raise DataError("subject RDMs contain NaN/inf: drop or fix them before the noise ceiling")
-    codes = _group_codes(groups, x.shape[0])
+    lower, upper = _ceiling(x, method, _group_codes(groups, x.shape[0]))
+    return lower.reshape(extra), upper.reshape(extra)
+
+
+def _ceiling(x: np.ndarray, method: str, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Noise ceiling of finite x (S, K, P) (any P: also subsets of pairs) -> lower, upper (K,)."""
     n_groups = codes.max() + 1
     pooled = pool_rdms(x, method)
     sizes = np.bincount(codes, minlength=n_groups)                   # RDMs per group
@@ -391,7 +396,7 @@ def noise_ceiling(subject_rdms: Any, method: str = "spearman", *,
         # mean within each group, then over groups (as rsatoolbox)
         lower = np.nanmean(_group_means(lower_each, codes, n_groups), axis=0)
         upper = np.nanmean(_group_means(upper_each, codes, n_groups), axis=0)
-    return lower.reshape(extra), upper.reshape(extra)
+    return lower, upper
 
 
 def _group_means(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
