@@ -86,7 +86,7 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
           **unknown) -> AlignedModel:
     """Align ``model`` with neural responses (ReAlnet, generalised to any backbone and modality).
 
-    Loss per batch: ``L_task + beta * (MSE + L_cont)`` where L_task distils the starting model
+    Loss per batch (default ``objective='realnet'``): ``L_task + beta * (MSE + L_cont)`` where L_task distils the starting model
     (cached teacher targets, see ``task_loss``), MSE and L_cont (differentiable Spearman
     contrast between the batch's real and generated responses) train the encoder head and,
     through the same backbone pass, the backbone.
