@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, DataError
 from ..resources import check_memory
-from .decoding import _as_trials, _from_dataset, _whitener
+from .decoding import _as_trials, _checked_times, _from_dataset, _whitener
 from .rdms import RDMs, triu_indices
 
 __all__ = ["crossnobis_rdm", "NOISE_OPTIONS"]
@@ -80,11 +80,7 @@ def crossnobis_rdm(trials: Any, *, n_folds: int | None = None, noise: Any = "shr
                           "crossnobis needs at least 2 independent repetitions per condition")
     if isinstance(noise, str) and noise not in NOISE_OPTIONS:
         raise ConfigError(f"unknown noise {noise!r}: use 'shrinkage', 'identity' or a precision matrix")
-    if shrinkage != "auto" and not 0.0 <= float(shrinkage) <= 1.0:
-        raise ConfigError(f"shrinkage must be 'auto' or in [0, 1], got {shrinkage!r}")
-    times = np.arange(t, dtype=float) if times is None else np.asarray(times, dtype=float)
-    if times.shape != (t,):
-        raise DataError(f"times has {times.shape} values but trials have {t} time points")
+    times = _checked_times(shrinkage, times, t)
     # trials moved to (T, C, R, E) + accumulator (T, C, C) + per-fold means and kernel
     check_memory(8.0 * (2 * c * r * e * t + 3 * t * c * c + 4 * t * c * e),
                  f"crossnobis RDMs of {c} conditions x {t} time points",

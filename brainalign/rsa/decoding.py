@@ -54,6 +54,17 @@ def _as_trials(trials: Any) -> np.ndarray:
     return x
 
 
+def _checked_times(shrinkage: float | str, times: Sequence[float] | None, t: int) -> np.ndarray:
+    """Validates ``shrinkage`` ('auto' or in [0, 1]) and returns the (t,) time stamps (default
+    sample indices); shared by the decoding and crossnobis engines."""
+    if shrinkage != "auto" and not 0.0 <= float(shrinkage) <= 1.0:
+        raise ConfigError(f"shrinkage must be 'auto' or in [0, 1], got {shrinkage!r}")
+    times = np.arange(t, dtype=float) if times is None else np.asarray(times, dtype=float)
+    if times.shape != (t,):
+        raise DataError(f"times has {times.shape} values but trials have {t} time points")
+    return times
+
+
 def pseudo_trials(trials: np.ndarray, n_pseudo: int, rng: np.random.Generator) -> np.ndarray:
     """Average random groups of ``n_pseudo`` repetitions, independently per condition.
 
@@ -205,11 +216,7 @@ def decoding_rdm(trials: Any, *, n_pseudo: int = 5, n_folds: int = 4, n_permutat
         raise ConfigError(f"window must be between 1 and n_times={t}, got {window}")
     if window_mode not in ("concat", "average"):
         raise ConfigError(f"window_mode must be 'concat' or 'average', got {window_mode!r}")
-    if shrinkage != "auto" and not 0.0 <= float(shrinkage) <= 1.0:
-        raise ConfigError(f"shrinkage must be 'auto' or in [0, 1], got {shrinkage!r}")
-    times = np.arange(t, dtype=float) if times is None else np.asarray(times, dtype=float)
-    if times.shape != (t,):
-        raise DataError(f"times has {times.shape} values but trials have {t} time points")
+    times = _checked_times(shrinkage, times, t)
     w = 1 if window is None else int(window)
     times_out = np.convolve(times, np.ones(w) / w, mode="valid")
     # float64 accumulator (T', C, C) + float64 trials + pseudo-trials (window-concatenated features)

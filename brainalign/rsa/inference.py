@@ -14,14 +14,13 @@ ceiling is recomputed on the drawn RDMs (grouped by subject, as ``boot_noise_cei
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
 from ._util import numpy_rng
-from .compare import check_method, compare, correlate_rows
+from .compare import check_method, correlate_rows
 from .rdms import as_vectors, triu_indices
 from .stats import _ceiling, _group_codes
 

@@ -15,7 +15,15 @@ from scipy import stats as _sps
 
 from ..errors import ConfigError, DataError
 from ._util import numpy_rng
-from .compare import _KENDALL, _kernel, _prepare, check_method, compare, correlate_rows, rank_rows
+from .compare import (
+    _KENDALL,
+    _kernel,
+    _prepare,
+    check_method,
+    compare,
+    correlate_rows,
+    rank_rows,
+)
 from .rdms import RDMs, as_vectors, triu_indices
 
 __all__ = ["mean_sem", "paired_ttest", "sign_flip_test", "cluster_permutation_test",
