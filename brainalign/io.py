@@ -402,11 +402,14 @@ class RunLock:
     owner's pid, host, start time and command. A second process gets RunLockedError naming
     the folder and the owner; a lock left by a dead process on the same host is taken over.
     ``wait`` (seconds) waits for another live owner instead of refusing (e.g. a cache that
-    another process is building).
+    another process is building). ``reentrant``: a lock this process already holds counts as
+    acquired (nothing is released on exit; the outer holder releases it).
     """
 
-    def __init__(self, folder, *, what: str = "run folder", wait: float = 0.0, option: str | None = "--out"):
+    def __init__(self, folder, *, what: str = "run folder", wait: float = 0.0, option: str | None = "--out",
+                 reentrant: bool = False):
         self.folder = Path(folder)
+        self.reentrant = bool(reentrant)
         self.path = self.folder / LOCK_NAME
         self.what, self.wait, self.option = what, float(wait), option
         self.held = False
@@ -451,6 +454,8 @@ class RunLock:
                 owner = self._owner()
                 if owner is None:
                     continue  # released between our two calls
+                if self.reentrant and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+                    return self  # nested in this process (align() inside a grid run): the outer holder releases
                 if self._stale(owner):
                     # take over: replace the dead owner's file atomically, then re-check we won
                     atomic_write_text(self.path, json.dumps(self._info()))

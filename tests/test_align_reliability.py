@@ -35,3 +35,26 @@ def test_grid_trains_on_fmri(tmp_path):
     cfg = json.loads((tmp_path / "sub-01_beta-10" / "config.json").read_text())
     assert json.loads((tmp_path / "runs.json").read_text())["data"]["modality"] == "fmri"
     assert cfg["data"]["modality"] in ("fmri", "other", None)
+
+
+def test_api_align_into_a_folder_held_by_another_process_is_refused(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    import pytest
+
+    from brainalign.errors import RunLockedError
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".brainalign.lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname()}))
+        with pytest.raises(RunLockedError, match=str(holder.pid)):
+            align(TinyNet(), eeg=tiny_dataset(), out_dir=tmp_path, **FAST)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".brainalign.lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+    align(TinyNet(), eeg=tiny_dataset(), out_dir=tmp_path, **FAST)  # stale lock taken over, then released
+    assert (tmp_path / "aligned.pt").is_file() and not (tmp_path / ".brainalign.lock").exists()

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError, OutputExistsError
-from ..io import versions
+from ..io import RunLock, versions
 from ..resources import check_memory
 from ..seeding import numpy_rng, seed_everything
 from . import distributed
@@ -185,12 +185,18 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
                               "choose another out_dir")
     ctx = distributed.setup(device)
     device = ctx.device
+    lock = (RunLock(out_dir, what="run folder", option="out_dir", reentrant=True)
+            if out_dir is not None and ctx.is_main else None)
     try:
+        if lock is not None:  # one writer per run folder (only rank 0 writes under torchrun)
+            lock.acquire()
         if images_on_device:
             ds = ds._replace(images=ds.images.to_device(device))
         return _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
                       {**cfg.to_dict(), "amp": resolve_amp(cfg.amp, device)}, progress)
     finally:
+        if lock is not None:
+            lock.release()
         ctx.close()
 
 
