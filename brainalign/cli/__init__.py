@@ -15,7 +15,7 @@ from ..errors import BrainAlignError
 
 # Sub-command modules, in the order `brainalign --help` lists them.
 COMMAND_MODULES = ["backbones", "plugins", "layers", "data", "synth", "align", "export", "compare",
-                   "robustness", "variability", "demo"]
+                   "robustness", "variability", "demo", "reproduce"]
 
 
 class UsageError(BrainAlignError):
