@@ -116,3 +116,19 @@ def test_jobs_beyond_cores_is_a_clear_error(tmp_path, capsys):
     assert main(["align", "cornet_tiny", "--no-pretrained", "--jobs", str(n + 1), "--device", "cpu",
                  "--out", str(tmp_path)]) == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # spawns 3 Python processes (41 s CPU time at load 10 on 2 cores)
+def test_local_processes_and_submitit_local_executor(tmp_path):
+    """--jobs 2 (two spawned processes) on a 2x1 grid, then submitit's LocalExecutor adds a beta and skips the rest."""
+    from brainalign.alignment import LocalParallel
+
+    kw = dict(out=tmp_path, source="synthetic", pretrained=False, epochs=1, batch_size=4, head_pooling="avg",
+              device="cpu", progress=False, val_fraction=0.25, log=lambda *a: None,
+              source_options=dict(n_train_concepts=4, train_images_per_concept=4, n_test_concepts=2,
+                                  test_images_per_concept=2, n_subjects=2, image_size=32))
+    res = run_grid("cornet_tiny", [1, 2], [10], executor=LocalParallel(2, device="cpu"), **kw)
+    assert [r["status"] for r in res.rows] == ["trained", "trained"]
+    res = run_grid("cornet_tiny", [1], [10, 100], executor=Submitit(cluster="local", timeout_min=10), **kw)
+    assert [r["status"] for r in res.rows] == ["skipped", "trained"]
+    assert (tmp_path / "slurm-logs").is_dir() and (tmp_path / "sub-01_beta-100" / "aligned.pt").is_file()
