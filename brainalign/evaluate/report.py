@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write_text, write_json
-from .results import EEGResult, FMRIResult, tidy_rows_eeg, tidy_rows_fmri
+from .results import EEGResult, FMRIResult
 
 CSV_COLUMNS = ("analysis", "model", "layer", "subject", "time_ms", "roi", "measure", "value")
 

@@ -84,7 +84,6 @@ def run_variability(models: Sequence[str], *, images: str | None = "synthetic", 
                     overwrite: bool = False, pretrained: bool = True, device=None, batch_size: int = 32,
                     max_images: int | None = None, seed: int = 0, progress: bool = True, log=print,
                     argv=None) -> VariabilityOutcome:
-    from . import figures
     from .image_sources import load_image_source
     from ..io import provenance
     from .report import write_variability_report
@@ -100,9 +99,17 @@ def run_variability(models: Sequence[str], *, images: str | None = "synthetic", 
     log(f"Images: {len(data.images)} from {data.source}")
     srcs = [resolve_model(m, pretrained=pretrained, device=device, layers=layers, seed=seed) for m in models]
     unique_labels(srcs)
-    mats = compute_variability(srcs, data.images, batch_size=batch_size, device=device, progress=progress)
-    labels = [s.label for s in srcs]
-    fig = figures.plot_variability(mats, labels, out_dir / "variability.png")
+    from ..analyses import AnalysisContext
+    from ..analyses.context import model_rdm_sets
+    from ..analyses.variability import Variability
+    from .model_sources import ModelEntry
+
+    stimuli = {1: {data.images.fingerprint(): data.images}}
+    sets = model_rdm_sets([ModelEntry(s.label, shared=s) for s in srcs], stimuli, batch_size=batch_size,
+                          device=device, progress=progress)
+    result = Variability().run(AnalysisContext(data={1: data.images}, models=sets, out=out_dir, progress=progress,
+                                               log=log, seed=seed))
+    mats, labels, fig = result.value, [s.label for s in srcs], result.figures["variability"]
     meta = {"images": data.source, "n_images": len(data.images), "synthetic": data.synthetic,
             "model_args": list(models), "models": [s.describe() for s in srcs], "pretrained": pretrained,
             "provenance": provenance(argv)}

@@ -12,5 +12,6 @@ def brainalign_analyses():
     from brainalign.analyses.rdm_rsa import PrecomputedRDMRSA
     from brainalign.analyses.roi_rsa import ROIRSA
     from brainalign.analyses.time_resolved_rsa import TimeResolvedRSA
+    from brainalign.analyses.variability import Variability
 
-    return [TimeResolvedRSA(), ROIRSA(), PrecomputedRDMRSA()]
+    return [TimeResolvedRSA(), ROIRSA(), PrecomputedRDMRSA(), Variability()]
