@@ -67,6 +67,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError, OutputExistsError
+from ..resources import check_memory
 from ._eeg import DEFAULT_CHANNELS, DEFAULT_TIME_WINDOW, check_split, channel_indices, select_trials, time_indices, \
     zscore_stats
 from .dataset import NeuralDataset
@@ -79,6 +80,7 @@ ROIS = ("V1", "V2", "V3", "V4", "LOC")
 _ROI_STAGES = {"V1": {"stage1": 1.0}, "V2": {"stage1": 0.6, "stage2": 0.4}, "V3": {"stage2": 1.0},
                "V4": {"stage3": 1.0}, "LOC": {"stage4": 1.0}}
 _INTERNAL_SIZE = 64  # the hidden brain sees every image at 64x64, whatever image_size is
+SUBJECTS_KEPT = 8  # subjects whose trials stay cached at once (bounds memory for many subjects)
 _GRIDS = {"stage1": 1, "stage2": 2, "stage3": 2, "stage4": 1}  # pooled readout grid per stage
 _HUES = ["red", "orange", "yellow", "lime", "green", "teal", "cyan", "azure", "blue", "violet",
          "magenta", "rose"]
@@ -95,6 +97,7 @@ class SyntheticConfig:
 
     n_train_concepts: int = 24
     n_test_concepts: int = 12
+    n_classes: int = 8
     train_images_per_concept: int = 8
     test_images_per_concept: int = 3
     image_size: int = 64
@@ -104,9 +107,10 @@ class SyntheticConfig:
     n_times: int = 100
     n_repetitions_train: int = 4
     n_repetitions_test: int = 20
-    snr: float = 0.6
-    stage_latencies: tuple = (0.06, 0.095, 0.13, 0.165)
-    stage_width: float = 0.016
+    snr: float = 0.1
+    stage_latencies: tuple = (0.075, 0.105, 0.135, 0.165)
+    stage_width: float = 0.014
+    stage_decay: float = 0.035
     n_latent: int = 10
     n_subjects: int = 4
     subject_variability: float = 0.3
@@ -117,7 +121,7 @@ class SyntheticConfig:
     seed: int = 0
 
     def __post_init__(self):
-        ints = ["n_train_concepts", "n_test_concepts", "train_images_per_concept", "test_images_per_concept",
+        ints = ["n_train_concepts", "n_test_concepts", "n_classes", "train_images_per_concept", "test_images_per_concept",
                 "image_size", "n_times", "n_repetitions_train", "n_repetitions_test", "n_latent",
                 "n_subjects", "n_voxels", "n_fmri_repetitions_train", "n_fmri_repetitions_test"]
         for name in ints:
@@ -126,8 +130,13 @@ class SyntheticConfig:
                 raise ConfigError(f"SyntheticConfig.{name} must be a positive integer, got {v!r}")
         if self.n_train_concepts < 2 or self.n_test_concepts < 2:
             raise ConfigError("SyntheticConfig needs at least 2 training and 2 test concepts")
+        if not 2 <= self.n_classes <= 2 * len(_SHAPES):
+            raise ConfigError(f"SyntheticConfig.n_classes must be 2..{2 * len(_SHAPES)} (outline families x "
+                              f"texture types), got {self.n_classes}")
         if self.image_size < 16:
             raise ConfigError(f"SyntheticConfig.image_size must be >= 16 pixels, got {self.image_size}")
+        if not self.stage_width > 0 or not self.stage_decay > 0:
+            raise ConfigError("stage_width and stage_decay must be > 0 (seconds)")
         if not self.snr > 0 or not self.fmri_snr > 0:
             raise ConfigError("snr and fmri_snr must be > 0 (signal std / single-trial noise std)")
         if self.subject_variability < 0:
@@ -141,6 +150,24 @@ class SyntheticConfig:
         if self.n_latent >= len(self.channel_names):
             raise ConfigError(f"n_latent ({self.n_latent}) must be smaller than the number of channels "
                               f"({len(self.channel_names)}): each stage projects onto n_latent channel patterns")
+
+    def memory_bytes(self) -> float:
+        """Peak memory (bytes, estimate) of a brain with this config: its images (float32 at
+        ``image_size`` and at the hidden network's 64 px), the hidden network's feature maps of
+        the largest split (computed at once), and the trials of the subjects held at once
+        (:data:`SUBJECTS_KEPT`), with the float64 temporaries of the noisiest step."""
+        n = {sp: n_c * per for sp, n_c, per in (
+            ("training", self.n_train_concepts, self.train_images_per_concept),
+            ("test", self.n_test_concepts, self.test_images_per_concept))}
+        images = sum(n.values()) * 3 * 4.0 * (self.image_size ** 2 + _INTERNAL_SIZE ** 2)
+        feature_maps = max(n.values()) * 48 * _INTERNAL_SIZE ** 2 * 4.0  # Gabor responses + energies
+        n_ch = len(self.channel_names)
+        eeg = {"training": n["training"] * self.n_repetitions_train, "test": n["test"] * self.n_repetitions_test}
+        fmri = {"training": n["training"] * self.n_fmri_repetitions_train,
+                "test": n["test"] * self.n_fmri_repetitions_test}
+        per_subject = sum(4.0 * (eeg[sp] * n_ch * self.n_times + fmri[sp] * self.n_voxels * len(ROIS)) for sp in SPLITS)
+        temporaries = 3 * 8.0 * max(eeg.values()) * n_ch * self.n_times  # noise, filtered, mixed (float64)
+        return images + feature_maps + min(self.n_subjects, SUBJECTS_KEPT) * per_subject + temporaries
 
     @property
     def times(self) -> np.ndarray:
@@ -163,6 +190,11 @@ class SyntheticBrain:
                 raise ConfigError(f"unknown SyntheticConfig field(s) {unknown}; known: {', '.join(sorted(known))}")
             config = replace(config, **overrides)
         self.config = config
+        n_img = (config.n_train_concepts * config.train_images_per_concept
+                 + config.n_test_concepts * config.test_images_per_concept)
+        check_memory(config.memory_bytes(), what=f"the synthetic brain ({n_img} images of {config.image_size} px, "
+                     f"{config.n_subjects} subjects)",
+                     fix="use fewer concepts, images per concept or repetitions, or a smaller image size")
         self._cache: dict = {}
         self._concepts = self._make_concepts()
         self._net = self._make_network()
@@ -179,19 +211,33 @@ class SyntheticBrain:
         n = cfg.n_train_concepts + cfg.n_test_concepts
         rng = self._rng(1)
         hue = (rng.permutation(n) + rng.uniform(0, 0.8, n)) / n  # spread hues, then jitter
+        classes = self._class_kinds()
         concepts = []
         for i in range(n):
-            lobes = int(rng.choice(list(_SHAPES)))
+            # Coarse class = outline family x texture type, shared by training and test concepts (as
+            # ImageNet classes relate to THINGS concepts); each split cycles through every class.
+            k = (i if i < cfg.n_train_concepts else i - cfg.n_train_concepts) % cfg.n_classes
+            lobes, plaid = classes[k]
             c = dict(
                 hue=float(hue[i]), sat=float(rng.uniform(0.55, 0.95)), val=float(rng.uniform(0.7, 1.0)),
-                lobes=lobes, amp=0.0 if lobes == 0 else float(rng.uniform(0.15, 0.35)),
+                lobes=lobes, amp=0.0 if lobes == 0 else float(rng.uniform(0.2, 0.35)),
                 power=float(rng.choice([1.0, 2.0, 4.0])), aspect=float(rng.uniform(0.7, 1.4)),
-                plaid=bool(rng.random() < 0.5), bg=float(rng.uniform(0.1, 0.55)),
-                bg_tint=rng.uniform(-0.08, 0.08, 3).tolist(),
+                plaid=plaid, bg=float(rng.uniform(0.1, 0.55)),
+                bg_tint=rng.uniform(-0.08, 0.08, 3).tolist(), coarse_class=k,
             )
             c["name"] = f"{_HUES[int(c['hue'] * len(_HUES)) % len(_HUES)]}_{_SHAPES[lobes]}_{i:03d}"
             concepts.append(c)
         return concepts
+
+    def _class_kinds(self) -> list[tuple[int, bool]]:
+        """(lobes, plaid) of each coarse class: distinct outline-family x texture-type pairs."""
+        pairs = [(lobes, plaid) for plaid in (False, True) for lobes in _SHAPES]
+        order = self._rng(7).permutation(len(pairs))
+        return [pairs[j] for j in order[: self.config.n_classes]]
+
+    def class_names(self) -> list[str]:
+        """Names of the coarse classes (outline family + texture type), e.g. 'star5-plaid'."""
+        return [f"{_SHAPES[lobes]}-{'plaid' if plaid else 'grating'}" for lobes, plaid in self._class_kinds()]
 
     def _split_concepts(self, split: str) -> list[dict]:
         split = check_split(split)
@@ -206,13 +252,23 @@ class SyntheticBrain:
         return self.config.train_images_per_concept if split == "training" else self.config.test_images_per_concept
 
     def labels(self, split: str) -> np.ndarray:
+        """(n_images,) coarse class index (0..n_classes-1, see :meth:`class_names`) of each image.
+
+        The classes are shared by both splits, so a classifier trained on the training images (the
+        stand-in for ImageNet pretraining) also has a meaningful task on the held-out concepts,
+        without ever seeing those concepts. The concept of each image is :meth:`concept_labels`.
+        """
+        classes = np.array([c["coarse_class"] for c in self._split_concepts(split)])
+        return classes[self.concept_labels(split)]
+
+    def concept_labels(self, split: str) -> np.ndarray:
         """(n_images,) concept index (0-based within the split) of each image."""
         split = check_split(split)
         return np.repeat(np.arange(len(self._split_concepts(split))), self._per_concept(split))
 
     def image_concepts(self, split: str) -> np.ndarray:
         """(n_images,) concept name of each image."""
-        return np.array(self.concept_names(split))[self.labels(split)]
+        return np.array(self.concept_names(split))[self.concept_labels(split)]
 
     def stimulus_ids(self, split: str) -> np.ndarray:
         """(n_images,) file stems used on disk, THINGS style ('<concept>_<nn><b|s>')."""
@@ -227,7 +283,7 @@ class SyntheticBrain:
         split = check_split(split)
         key = ("attrs", split)
         if key not in self._cache:
-            n = len(self.labels(split))
+            n = len(self.concept_labels(split))
             rng = self._rng(2, SPLITS.index(split))
             self._cache[key] = dict(
                 cx=rng.uniform(-0.25, 0.25, n), cy=rng.uniform(-0.25, 0.25, n),
@@ -253,7 +309,7 @@ class SyntheticBrain:
         if key not in self._cache:
             concepts = self._split_concepts(split)
             with _few_threads():
-                self._cache[key] = render_images([concepts[i] for i in self.labels(split)],
+                self._cache[key] = render_images([concepts[i] for i in self.concept_labels(split)],
                                                  self.image_attributes(split), size)
         return self._cache[key]
 
@@ -422,7 +478,7 @@ class SyntheticBrain:
         for s, mu in zip(STAGES, cfg.stage_latencies):
             z = lat[s] @ p["mix"][s]  # (n, L)
             peak = mu + p["shift"][s] + self._latent_jitter[s]  # (L,)
-            kern = np.exp(-0.5 * ((t[None, :] - peak[:, None]) / cfg.stage_width) ** 2)  # (L, T)
+            kern = stage_kernel(t, peak, cfg.stage_width, cfg.stage_decay)  # (L, T)
             out = out + np.matmul((z[:, :, None] * p["patterns"][s][None]).transpose(0, 2, 1), kern)
         return out / math.sqrt(cfg.n_latent * len(STAGES))
 
@@ -444,7 +500,9 @@ class SyntheticBrain:
             noise *= self._signal_std / cfg.snr / noise.std()
             t = cfg.times
             erp = self._erp[:, None] * (np.exp(-0.5 * ((t - 0.1) / 0.03) ** 2) - 0.6 * np.exp(-0.5 * ((t - 0.17) / 0.04) ** 2))
-            self._cache[key] = (sig[:, None] + erp[None, None] * self._signal_std + noise).astype(np.float32)
+            trials = (sig[:, None] + erp[None, None] * self._signal_std + noise).astype(np.float32)
+            self._keep_subject_data(key, trials)
+            return trials
         return self._cache[key]
 
     def eeg(self, subject, split: str = "training", *, average_repetitions: bool = True,
@@ -499,8 +557,19 @@ class SyntheticBrain:
                 rng = self._rng(6, subject, SPLITS.index(split), r)
                 noise = rng.standard_normal((sig.shape[0], n_rep, sig.shape[1])) / cfg.fmri_snr
                 out[roi] = (sig[:, None] + self._voxel_base[roi] + noise).astype(np.float32)
-            self._cache[key] = out
+            self._keep_subject_data(key, out)
+            return out
         return self._cache[key]
+
+    def _keep_subject_data(self, key: tuple, value) -> None:
+        """Cache one subject's trials, dropping the oldest subject's when more than SUBJECTS_KEPT are
+        held: a brain with thousands of subjects streams them instead of growing without bound."""
+        self._cache[key] = value
+        kind = key[0]
+        subjects = list(dict.fromkeys(k[1] for k in self._cache if k[0] == kind))
+        for old in subjects[:-SUBJECTS_KEPT]:
+            for k in [k for k in self._cache if k[0] == kind and k[1] == old]:
+                del self._cache[k]
 
     def fmri(self, subject, split: str = "test", *, rois=ROIS, average_repetitions: bool = True,
              image_size: int | None = None) -> NeuralDataset:
@@ -627,6 +696,14 @@ def _few_threads(n: int = 1):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def stage_kernel(times: np.ndarray, peaks: np.ndarray, rise: float, decay: float) -> np.ndarray:
+    """(n_peaks, n_times) response time courses: a fast Gaussian rise (``rise`` s) to each peak and a
+    slower Gaussian decay (``decay`` s), as evoked responses build quickly and fade slowly; the rise
+    keeps a stage silent until ~2.5 rise-widths before its peak (the realistic ~50 ms onset)."""
+    d = np.asarray(times, dtype=float)[None, :] - np.asarray(peaks, dtype=float)[:, None]
+    return np.exp(-0.5 * (d / np.where(d < 0, rise, decay)) ** 2)
 
 
 def _centre_rows(x: np.ndarray) -> np.ndarray:
