@@ -89,3 +89,43 @@ def test_compare_personalised_template(demo_dir, tmp_path):
     per_subject = res["meta"]["models"][1]["personalised"]
     assert [per_subject[s]["path"].split("/")[-2] for s in ("1", "2")] == ["aligned_sub-01", "aligned_sub-02"]
     assert res["fmri"] is None  # only --eeg was given
+
+
+def test_demo_reports_ratio_and_cluster_test(demo_dir):
+    scores = json.loads((demo_dir / "demo_scores.json").read_text())
+    e, ratio = scores["eeg"], scores["eeg_ratio"]
+    assert abs(ratio["aligned"] - (e["aligned"] - e["unaligned"]) / e["unaligned"]) < 1e-9
+    assert ratio["unaligned"] == 0.0
+    # 3 subjects: the sign-flip cluster test runs for every model vs the unaligned one
+    assert set(scores["eeg_cluster_p"]) == {"aligned", "unpaired control"}
+    assert "max over layers" in scores["eeg_cluster_p"]["aligned"]
+    report = (demo_dir / "report.md").read_text()
+    assert "EEG cluster test vs unaligned (3 subjects" in report and "ratio vs unaligned" in report
+    assert not list(demo_dir.glob(".models*"))  # the staging folder is gone
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_failed_demo_leaves_no_model_file(tmp_path, monkeypatch, existing):
+    import brainalign.alignment as alignment
+    from brainalign.evaluate.demo import DemoSettings, run_demo
+
+    def broken(*a, **k):
+        raise RuntimeError("simulated failure during alignment")
+
+    monkeypatch.setattr(alignment, "align", broken)
+    out = tmp_path / "demo"
+    if existing:  # a user's folder, reused with overwrite: their file stays, no model file appears
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    settings = DemoSettings.quick(classifier_epochs=1)
+    with pytest.raises(RuntimeError, match="simulated"):
+        run_demo(out, overwrite=existing, settings=settings, progress=False, log=lambda *a: None)
+    if existing:
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    else:
+        assert not out.exists()
+
+
+def test_demo_refuses_a_bad_zscore_before_any_work(tmp_path, capsys):
+    assert main(["demo", "--quick", "--zscore", "both", "--out", str(tmp_path / "d")]) == 2
+    assert "invalid choice" in capsys.readouterr().err and not (tmp_path / "d").exists()

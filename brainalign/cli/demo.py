@@ -6,16 +6,20 @@ from ._options import add_image_cache_option, add_output_options, add_device_opt
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "demo", help="end-to-end demo on the built-in synthetic brain: align, control, compare, report (~2-3 min CPU)",
+        "demo", help="end-to-end demo on the built-in synthetic brain: align, control, compare, report (< 5 min on 2 CPU cores)",
         description="Builds the synthetic brain, trains cornet_tiny briefly to classify the synthetic training "
-                    "concepts (stand-in for ImageNet pretraining), aligns it to two subjects' EEG, trains the unpaired "
-                    "control, compares aligned vs unaligned vs control on held-out concepts (EEG and fMRI), and "
-                    "writes a report with figures plus the saved models. With real weights use --backbone cornet "
+                    "coarse classes (stand-in for ImageNet pretraining), aligns it to six subjects' EEG, trains the "
+                    "unpaired control, compares aligned vs unaligned vs control on held-out concepts (EEG with a "
+                    "cluster test across subjects, and fMRI), and writes a report with figures plus the saved "
+                    "models (moved into OUT/models only when the whole run succeeded). With real weights use --backbone cornet "
                     "--pretrained (or --weights PATH); the classifier step is then skipped.")
     add_output_options(p, "demo")
     p.add_argument("--quick", action="store_true", help="tiny data and 1 epoch: checks the pipeline quickly, too small to show the effect")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic brain and all training (default 0)")
     p.add_argument("--epochs", type=int, default=None, help="alignment epochs (default 6; --quick 1)")
+    p.add_argument("--zscore", choices=["feature", "global", "none"], default="feature",
+                   help="EEG scaling with the training split's statistics: per channel x time point (default), "
+                        "one mean and std per subject as the paper's code ('global'), or none")
     p.add_argument("--backbone", default="cornet_tiny", help="starting backbone (default cornet_tiny)")
     p.add_argument("--pretrained", action="store_true", help="use the backbone's pretrained weights (skip the "
                                                              "classifier stand-in); needs them cached or online")
@@ -30,7 +34,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..evaluate.demo import DemoSettings, run_demo
 
-    kw = dict(seed=args.seed, backbone=args.backbone, pretrained=args.pretrained, weights=args.weights)
+    kw = dict(seed=args.seed, backbone=args.backbone, pretrained=args.pretrained, weights=args.weights,
+              zscore=None if args.zscore == "none" else args.zscore)
     if args.epochs is not None:
         kw["align_epochs"] = args.epochs
     settings = DemoSettings.quick(**kw) if args.quick else DemoSettings(**kw)

@@ -13,44 +13,52 @@
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..data._eeg import zscore_mode
 from ..errors import ConfigError
 from ..io import prepare_output_dir, write_json
 
 
 @dataclass
 class DemoSettings:
-    """Settings of the demo (defaults chosen so the aligned models beat both baselines for seeds 0, 1, 2)."""
+    """Settings of the demo: six subjects (so the cluster test across subjects can reach p < .05), 32-px
+    images (so the whole run fits in a few minutes on 2 CPU cores), EEG z-scored per channel x time point
+    (``zscore='global'``: one mean and std per subject, as the paper's code; None: raw)."""
 
     seed: int = 0
-    subjects: tuple = (1, 2)
+    subjects: tuple = (1, 2, 3, 4, 5, 6)
     backbone: str = "cornet_tiny"
     pretrained: bool = False
     weights: str | None = None
+    image_size: int | None = 32  # model input size (None: the backbone's own, e.g. 64 for cornet_tiny)
     classifier_epochs: int = 8
     classifier_lr: float = 2e-3
     align_epochs: int = 6
     align_lr: float = 1e-3
     beta: float = 100.0
     batch_size: int = 16
+    zscore: str | None = "feature"
     n_permutations: int = 1000
     window_ms: tuple = (50.0, 200.0)
-    # SyntheticConfig overrides: more training images per concept (12 x 24 concepts) and a larger
-    # held-out set (24 concepts x 4 images) than the defaults, so the effect is visible and stable
+    # SyntheticConfig overrides: more training images per concept (12 x 24 concepts), a larger held-out set
+    # (24 concepts x 4 images) than the defaults, and six subjects
     synthetic: dict = field(default_factory=lambda: {"train_images_per_concept": 12, "n_test_concepts": 24,
-                                                     "test_images_per_concept": 4})
+                                                     "test_images_per_concept": 4, "n_subjects": 6})
 
     @classmethod
     def quick(cls, **kw) -> "DemoSettings":
         """A tiny run that checks the pipeline (tests, smoke checks): too small to show the effect."""
-        base = dict(classifier_epochs=3, align_epochs=1,
+        base = dict(classifier_epochs=3, align_epochs=1, subjects=(1, 2, 3), n_permutations=100,
                     synthetic={"n_train_concepts": 8, "train_images_per_concept": 4, "n_test_concepts": 6,
-                               "test_images_per_concept": 3, "n_subjects": 2})
+                               "test_images_per_concept": 3, "n_subjects": 3})
         base.update(kw)
         return cls(**base)
 
@@ -72,6 +80,19 @@ def _src(model, label, path=None, config=None):
                        "aligned" if path else "backbone", path, config or {})
 
 
+def _at_size(model, size: int | None):
+    """``model`` with its spec's input size set to ``size`` px (training, alignment and comparison all
+    read the spec's preprocessing), so the demo can run at 32 px; None keeps the backbone's size."""
+    from dataclasses import replace
+
+    from ..models.registry import attach_spec, spec_of
+
+    spec = spec_of(model)
+    if size is None or spec is None or spec.preprocessing is None:
+        return model
+    return attach_spec(model, replace(spec, preprocessing=replace(spec.preprocessing, size=int(size))))
+
+
 def save_plain_model(model, path: Path) -> Path:
     """Save a backbone's weights (state dict, weights_only-loadable) for ``NAME@PATH`` MODELs."""
     import io
@@ -87,6 +108,43 @@ def save_plain_model(model, path: Path) -> Path:
 
 def run_demo(out=None, *, overwrite: bool = False, settings: DemoSettings | None = None, device=None,
              progress: bool = True, cache_dir=None, log=print) -> DemoOutcome:
+    """Run the demo into ``out`` (see the module docstring); returns the headline scores and paths.
+
+    Models are written into a staging folder and moved to ``out/models`` only when every step
+    succeeded: a failed or interrupted demo leaves no model file behind (and removes ``out``
+    again when it created it).
+    """
+    s = settings or DemoSettings()
+    if len(s.subjects) < 1:
+        raise ConfigError("the demo needs at least one subject")
+    zscore_mode(s.zscore)  # refuse a bad option before any work
+    out_path = Path(out).expanduser() if out is not None else None
+    fresh = out_path is None or not out_path.exists() or (out_path.is_dir() and not any(out_path.iterdir()))
+    out = prepare_output_dir(out, overwrite=overwrite, command="demo")
+    staging = Path(tempfile.mkdtemp(prefix=".models.partial-", dir=out))
+    try:
+        outcome = _run_demo(out, staging, s, device=device, progress=progress, cache_dir=cache_dir, log=log)
+        _publish_models(staging, out / "models")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if fresh:  # the folder held nothing of the user's: leave no half-written report either
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return outcome
+
+
+def _publish_models(staging: Path, models_dir: Path) -> None:
+    """Move the staged models to ``models_dir``, replacing an older demo's models (with --overwrite)."""
+    old = None
+    if models_dir.exists():
+        old = models_dir.with_name(f".models.old-{os.getpid()}")
+        os.replace(models_dir, old)
+    os.replace(staging, models_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _run_demo(out: Path, staging: Path, s: DemoSettings, *, device, progress, cache_dir, log) -> DemoOutcome:
     from ..alignment import align, train_classifier
     from ..models.registry import load_backbone
     from ..seeding import seed_everything
@@ -94,13 +152,10 @@ def run_demo(out=None, *, overwrite: bool = False, settings: DemoSettings | None
     from .data_sources import synthetic_brain
     from .model_sources import ModelEntry
 
-    s = settings or DemoSettings()
-    if len(s.subjects) < 1:
-        raise ConfigError("the demo needs at least one subject")
-    out = prepare_output_dir(out, overwrite=overwrite, command="demo")
     t0 = time.time()
     log(f"[1/4] Synthetic brain (seed {s.seed}) ...")
-    brain = synthetic_brain(f"synthetic:{s.seed}", **s.synthetic)
+    brain = synthetic_brain(f"synthetic:{s.seed}", **{**({"image_size": s.image_size} if s.image_size else {}),
+                                                      **s.synthetic})
     cfg = brain.config
     bad = [x for x in s.subjects if not 1 <= int(x) <= cfg.n_subjects]
     if bad:
@@ -111,37 +166,41 @@ def run_demo(out=None, *, overwrite: bool = False, settings: DemoSettings | None
     seed_everything(s.seed)
     if s.pretrained or s.weights:
         log(f"[2/4] Starting model: {s.backbone} with {'weights ' + str(s.weights) if s.weights else 'pretrained weights'}")
-        base = load_backbone(s.backbone, pretrained=s.pretrained, weights=s.weights, device=device)
+        base = _at_size(load_backbone(s.backbone, pretrained=s.pretrained, weights=s.weights, device=device),
+                        s.image_size)
     else:
-        log(f"[2/4] Starting model: {s.backbone} trained {s.classifier_epochs} epochs to classify the training "
-            "concepts (stand-in for ImageNet pretraining)")
-        base = load_backbone(s.backbone, pretrained=False, device=device, num_classes=cfg.n_train_concepts)
+        log(f"[2/4] Starting model: {s.backbone} trained {s.classifier_epochs} epochs to classify the "
+            f"{cfg.n_classes} coarse classes of the training images (stand-in for ImageNet pretraining; the "
+            "held-out concepts share the classes, never seen as concepts)")
+        base = _at_size(load_backbone(s.backbone, pretrained=False, device=device, num_classes=cfg.n_classes),
+                        s.image_size)
         train_classifier(base, brain.images("training"), brain.labels("training"), epochs=s.classifier_epochs,
                          lr=s.classifier_lr, batch_size=32, seed=s.seed, device=device, progress=progress)
-    models_dir = out / "models"
-    unaligned_path = save_plain_model(base, models_dir / "unaligned.pt")
+    models_dir = out / "models"  # where the models land once every step succeeded
+    save_plain_model(base, staging / "unaligned.pt")
+    unaligned_path = models_dir / "unaligned.pt"
 
     log(f"[3/4] Aligning to the EEG of subject(s) {', '.join(map(str, s.subjects))} "
-        f"({s.align_epochs} epochs, beta {s.beta:g}, lr {s.align_lr:g}) + the unpaired control ...")
+        f"({s.align_epochs} epochs, beta {s.beta:g}, lr {s.align_lr:g}, z-score {s.zscore}) + the unpaired control ...")
     aligned, control, histories = {}, {}, {}
     common = dict(beta=s.beta, epochs=s.align_epochs, lr=s.align_lr, batch_size=s.batch_size, seed=s.seed,
                   device=device, progress=progress)
     for subj in s.subjects:
-        train = brain.eeg(subj, "training")
+        train = brain.eeg(subj, "training", zscore=s.zscore)
         for kind, store, unpaired in (("aligned", aligned, False), ("control", control, True)):
-            run_dir = models_dir / f"{kind}_sub-{int(subj):02d}"
+            name = f"{kind}_sub-{int(subj):02d}"
             res = align(base, eeg=train, unpaired=unpaired, **common)
-            path = res.save(run_dir / "aligned.pt")
-            write_json(run_dir / "history.json", res.history)
-            store[subj] = _src(res.model, f"{kind}_sub-{int(subj):02d}", path, res.config)
-            histories[f"{kind}_sub-{int(subj):02d}"] = res.history
+            res.save(staging / name / "aligned.pt")
+            write_json(staging / name / "history.json", res.history)
+            store[subj] = _src(res.model, name, models_dir / name / "aligned.pt", res.config)
+            histories[name] = res.history
             log(f"      {kind} subject {subj}: best epoch {res.best_epoch}, val generation Spearman "
                 f"{res.history[res.best_epoch - 1].get('val_spearman', float('nan')):.3f}")
 
     log("[4/4] Comparing on the held-out test concepts (EEG + fMRI) ...")
     entries = [ModelEntry("unaligned", shared=_src(base, "unaligned")),
                ModelEntry("aligned", personal=aligned), ModelEntry("unpaired control", personal=control)]
-    eeg = {subj: brain.eeg(subj, "test", average_repetitions=False) for subj in s.subjects}
+    eeg = {subj: brain.eeg(subj, "test", average_repetitions=False, zscore=s.zscore) for subj in s.subjects}
     fmri = {subj: brain.fmri(subj, "test") for subj in s.subjects}
     meta = {"eeg_source": f"synthetic:{s.seed}", "fmri_source": f"synthetic:{s.seed}", "synthetic": True,
             "subjects": list(s.subjects), "model_args": ["unaligned", "aligned (per subject)", "unpaired control"],
@@ -151,59 +210,102 @@ def run_demo(out=None, *, overwrite: bool = False, settings: DemoSettings | None
                            n_permutations=s.n_permutations, seed=s.seed, progress=progress, log=log,
                            title="brainalign demo: aligned vs unaligned vs unpaired control")
     scores = demo_scores(outcome.eeg, outcome.fmri, s.window_ms)
-    _append_verdict(out / "report.md", scores, s, unaligned_path, models_dir, time.time() - t0)
+    model_files = [unaligned_path] + [models_dir / name / "aligned.pt" for name in sorted(histories)]
+    _append_verdict(out / "report.md", scores, s, model_files, models_dir, time.time() - t0)
     write_json(out / "demo_scores.json", scores)
-    a, u, c = (scores["eeg"][k] for k in ("aligned", "unaligned", "unpaired control"))
-    fa, fu, fc = (scores["fmri"][k] for k in ("aligned", "unaligned", "unpaired control"))
-    summary = [
-        f"EEG RSA ({s.window_ms[0]:.0f}-{s.window_ms[1]:.0f} ms, mean over layers): aligned {a:.3f} vs unaligned {u:.3f} "
-        f"vs unpaired control {c:.3f}",
-        f"fMRI RSA (mean over ROIs, best layer): aligned {fa:.3f} vs unaligned {fu:.3f} vs unpaired control {fc:.3f}",
-        f"Report: {out / 'report.md'}  ({time.time() - t0:.0f} s)",
-    ]
-    return DemoOutcome(out=out, summary=summary, scores=scores, paths={**outcome.paths, "models": models_dir})
+    return DemoOutcome(out=out, summary=summary_lines(scores, s, out, time.time() - t0), scores=scores,
+                       paths={**outcome.paths, "models": models_dir})
+
+
+def summary_lines(scores: dict, s: DemoSettings, out: Path, seconds: float) -> list[str]:
+    """The demo's terminal summary: EEG scores with the ratio and cluster test, fMRI, the report path."""
+    e, f = scores["eeg"], scores["fmri"]
+    w = "{:.0f}-{:.0f} ms".format(*s.window_ms)
+    lines = [f"EEG RSA ({w}, mean over layers and subjects): aligned {e['aligned']:.3f} vs unaligned "
+             f"{e['unaligned']:.3f} vs unpaired control {e['unpaired control']:.3f} (improvement ratio "
+             f"{scores['eeg_ratio']['aligned']:+.0%}; control {scores['eeg_ratio']['unpaired control']:+.0%})"]
+    p = scores["eeg_cluster_p"]
+    if p:
+        lines.append("EEG cluster test vs unaligned (sign flips over {} subjects, best layer per time point): "
+                     "aligned p = {}, unpaired control p = {}".format(
+                         len(s.subjects), _fmt_p(p["aligned"]["max over layers"]),
+                         _fmt_p(p["unpaired control"]["max over layers"])))
+    lines += [f"fMRI RSA (mean over ROIs, best layer): aligned {f['aligned']:.3f} vs unaligned {f['unaligned']:.3f} "
+              f"vs unpaired control {f['unpaired control']:.3f}",
+              f"Report: {out / 'report.md'}  ({seconds:.0f} s)"]
+    return lines
+
+
+def _fmt_p(p) -> str:
+    return "n/a (no cluster)" if p is None else f"{p:.3g}"
 
 
 def demo_scores(eeg, fmri, window_ms) -> dict:
-    """Headline numbers: EEG best-layer RSA averaged over the window and subjects; fMRI mean over ROIs."""
+    """Headline numbers.
+
+    ``eeg``: time-resolved RSA averaged over the window, the subjects and the layers (the paper reports
+    gains for every layer; the best-layer variant is kept alongside); ``eeg_ratio``: (model - first
+    model) / first model on that score; ``eeg_cluster_p``: per model and layer the smallest cluster p of
+    the sign-flip test against the first model (None: no cluster; empty with < 3 subjects);
+    ``fmri``: best layer per ROI, mean over ROIs and subjects.
+    """
     win = (eeg.times_ms >= window_ms[0]) & (eeg.times_ms <= window_ms[1])
     if not win.any():
         win = np.ones_like(eeg.times_ms, dtype=bool)
-    # headline EEG score: the time-resolved RSA averaged over the window, the subjects and the layers (the
-    # paper reports gains for every layer); the best-layer variant is kept alongside
-    return {"eeg": {m: float(eeg.values[m][:, :, win].mean()) for m in eeg.models},
+    ref = eeg.models[0]
+    e = {m: float(eeg.values[m][:, :, win].mean()) for m in eeg.models}
+    f = {m: float(fmri.best(m).mean()) for m in fmri.models} if fmri is not None else {}
+    cluster_p: dict = {}
+    for sig in eeg.significance:
+        ps = [float(c["p"]) for c in sig["clusters"] if "p" in c]
+        cluster_p.setdefault(sig["model"], {})[sig["layer"]] = min(ps) if ps else None
+    return {"eeg": e,
+            "eeg_ratio": {m: (e[m] - e[ref]) / abs(e[ref]) if e[ref] else float("nan") for m in eeg.models},
+            "eeg_cluster_p": cluster_p,
             "eeg_best_layer": {m: float(eeg.best_layer(m)[:, win].mean()) for m in eeg.models},
             "eeg_per_layer": {m: {lab: float(eeg.values[m][i][:, win].mean()) for i, lab in enumerate(eeg.layers[m])}
                               for m in eeg.models},
-            "fmri": {m: float(fmri.best(m).mean()) for m in fmri.models},
-            "fmri_per_roi": {m: dict(zip(fmri.rois, fmri.best(m).mean(0).tolist())) for m in fmri.models},
+            "eeg_peak_ms": {m: {lab: float(eeg.times_ms[int(np.argmax(eeg.values[m][i].mean(0)))])
+                                for i, lab in enumerate(eeg.layers[m])} for m in eeg.models},
+            "fmri": f,
+            "fmri_per_roi": {m: dict(zip(fmri.rois, fmri.best(m).mean(0).tolist())) for m in fmri.models}
+            if fmri is not None else {},
             "window_ms": list(window_ms)}
 
 
-def _append_verdict(report: Path, scores: dict, s: DemoSettings, unaligned_path: Path, models_dir: Path,
+def _append_verdict(report: Path, scores: dict, s: DemoSettings, model_files: list[Path], models_dir: Path,
                     seconds: float) -> None:
     from ..io import atomic_write_text
 
-    e, eb, f = scores["eeg"], scores["eeg_best_layer"], scores["fmri"]
+    e, eb, f, ratio, p = (scores[k] for k in ("eeg", "eeg_best_layer", "fmri", "eeg_ratio", "eeg_cluster_p"))
     ok_e = e["aligned"] > max(e["unaligned"], e["unpaired control"])
     ok_f = f["aligned"] > max(f["unaligned"], f["unpaired control"])
     w = "{:.0f}-{:.0f} ms".format(*s.window_ms)
     lines = ["", "## Verdict", "",
-             f"| model | EEG RSA, mean over layers, {w} | EEG RSA, best layer, {w} | fMRI RSA, best layer, mean over ROIs |",
-             "|---|---|---|---|"]
-    lines += [f"| {m} | {e[m]:.3f} | {eb[m]:.3f} | {f[m]:.3f} |" for m in e]
+             f"| model | EEG RSA, mean over layers, {w} | ratio vs unaligned | EEG RSA, best layer, {w} | "
+             "fMRI RSA, best layer, mean over ROIs |", "|---|---|---|---|---|"]
+    lines += [f"| {m} | {e[m]:.3f} | {ratio[m]:+.0%} | {eb[m]:.3f} | {f[m]:.3f} |" for m in e]
     lines += ["",
               f"- EEG (mean over layers): the aligned models are {'closer to' if ok_e else 'NOT closer to'} the "
-              "synthetic brain than the unaligned model and the unpaired control on held-out concepts.",
-              f"- fMRI (cross-modality, never trained on): aligned is {'closer' if ok_f else 'NOT closer'}.",
-              *([f"- With {len(s.subjects)} subjects no cluster test is run (sign flips of whole subjects need "
-                 ">= 3); align more subjects for significance."] if len(s.subjects) < 3 else []), "",
+              f"synthetic brain than the unaligned model and the unpaired control on held-out concepts "
+              f"(improvement ratio {ratio['aligned']:+.0%}, control {ratio['unpaired control']:+.0%})."]
+    if p:
+        def sig(model):
+            best = p.get(model, {}).get("max over layers")
+            return "no cluster" if best is None else f"p = {best:.3g}" + (" (significant)" if best < 0.05 else "")
+        lines.append(f"- EEG cluster test vs unaligned ({len(s.subjects)} subjects, sign flips, best layer per time "
+                     f"point): aligned {sig('aligned')}; unpaired control {sig('unpaired control')}.")
+    else:
+        lines.append(f"- With {len(s.subjects)} subjects no cluster test is run (sign flips of whole subjects need "
+                     ">= 3); align more subjects for significance.")
+    lines += [f"- fMRI (cross-modality, never trained on): aligned is {'closer' if ok_f else 'NOT closer'} "
+              f"({f['aligned']:.3f} vs unaligned {f['unaligned']:.3f}).", "",
               "## Models (for `brainalign robustness` / `brainalign variability`)", "",
-              f"- unaligned: `{s.backbone}@{unaligned_path}` (backbone name @ weights file)",
-              *(f"- `{p}`" for p in sorted(str(q) for q in models_dir.glob("*/aligned.pt"))), "",
+              f"- unaligned: `{s.backbone}@{model_files[0]}` (backbone name @ weights file)",
+              *(f"- `{q}`" for q in model_files[1:]), "",
               "```",
-              f"brainalign robustness {s.backbone}@{unaligned_path} {models_dir}/aligned_sub-01 "
-              f"{models_dir}/control_sub-01 --images synthetic:{s.seed}",
+              f"brainalign robustness {s.backbone}@{model_files[0]} {models_dir}/aligned_sub-{int(s.subjects[0]):02d} "
+              f"{models_dir}/control_sub-{int(s.subjects[0]):02d} --images synthetic:{s.seed}",
               f"brainalign variability {' '.join(f'{models_dir}/aligned_sub-{int(x):02d}' for x in s.subjects)}"
               f" --images synthetic:{s.seed}",
               "```", "",
