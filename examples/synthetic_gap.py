@@ -1,6 +1,7 @@
-"""How far is a concept classifier from the synthetic brain? (and how far could it get?)
+"""How far is a classifier from the synthetic brain? (and how far could it get?)
 
-Trains a network only to classify the synthetic brain's training concepts, then measures
+Trains a network only to classify the synthetic brain's coarse classes (``brain.labels``:
+outline family x texture type) on the training concepts, then measures
 on the held-out test concepts (never seen in training):
 
 * RSA = Spearman between the model's RDM (1 - Pearson over a layer's flattened
@@ -15,15 +16,8 @@ Usage::
 
     python examples/synthetic_gap.py [--seed 0] [--epochs 30] [--backbone cornet_tiny|small]
 
-Measured (default config, seed 0, cornet_tiny, 30 epochs; mean over 4 subjects and
-50-200 ms, peak in brackets; ~1-2 min on 2 idle CPU cores)::
-
-    classifier (cornet_tiny, 30 epochs): train acc 1.00, held-out images of training concepts 0.88
-      classifier V1  +0.549 (+0.742)   V2 +0.458 (+0.656)   V4 +0.376 (+0.581)   IT +0.374 (+0.564)
-      untrained  V1  +0.428 (+0.600)   V2 +0.365 (+0.501)   V4 +0.251 (+0.362)   IT +0.223 (+0.334)
-      concept labels +0.242 (+0.303)
-      brain stage1   +0.339 (+0.843)   stage2 +0.625 (+0.894)   stage3 +0.677 (+0.896)   stage4 +0.625 (+0.900)
-      noise ceiling (split-half, Spearman-Brown) +0.900
+Measured: see the README's "Synthetic brain" section (the figures depend on the brain's
+configuration; rerun this script after changing it).
 """
 from __future__ import annotations
 
@@ -189,7 +183,7 @@ def main(argv=None):
         control = align_check(model, layers, brain, (mu, sd), n_cls, args.align_epochs, args.seed, beta=0.0)
 
     stages = brain.hidden_stages("test")
-    concept_rdm = pdist(brain.labels("test")[:, None].astype(float), "hamming")
+    concept_rdm = pdist(brain.concept_labels("test")[:, None].astype(float), "hamming")
     rows = {f"classifier {k}": rdm(v) for k, v in trained.items()}
     if aligned is not None:
         rows.update({f"EEG-tuned {k}": rdm(v) for k, v in aligned.items()})
