@@ -1,6 +1,6 @@
 """Proof that alignment works, on the synthetic brain's held-out (test) concepts.
 
-A cornet_tiny briefly trained to classify the synthetic training concepts (the stand-in for
+A cornet_tiny briefly trained to classify the synthetic coarse classes (the stand-in for
 ImageNet pretraining) is aligned with subject 1's training EEG. On the 96 test images of 24
 concepts never seen in training:
   * RSA (Spearman between each layer's correlation RDM and the EEG correlation RDM over the
@@ -10,12 +10,13 @@ concepts never seen in training:
     trained on the frozen unaligned backbone (``train_backbone=False``, same epochs);
   * the aligned model still agrees with its teacher's labels on the training images.
 
-Margins measured once (seeds 0, 1, 2 of brain + model, this configuration):
-  RSA aligned - unaligned: 0.128, 0.106, 0.019; aligned - unpaired: 0.082, 0.072, 0.021;
-  generation aligned - frozen readout: 0.037, 0.011, 0.003; training-image agreement
-  0.86, 0.86, 0.80 (1 CPU thread). The test runs seed 0; with 2 threads it measured RSA
-  aligned 0.646 / unaligned 0.537 / unpaired 0.523, generation aligned 0.576 / frozen 0.532,
-  agreement 0.82; thresholds sit well below these margins.
+Margins with the synthetic brain of issue 12 (coarse-class labels, snr 0.1, realistic time
+courses; seeds 0, 1, 2 of brain + model, this configuration, measured once with a script on a
+busy machine): RSA aligned - unaligned 0.058, 0.041, 0.030 (0.035 at seed 0 inside this test);
+aligned - unpaired 0.043, 0.001, 0.091. Seed 1's unpaired margin is ~0, so the multi-seed proof
+(issue 12) is NOT established by this design yet; the test runs seed 0 with thresholds below
+its margins. Generation Spearman at seed 0: aligned 0.186 vs frozen readout 0.175 vs unpaired
+-0.021.
 """
 import numpy as np
 import pytest
@@ -66,7 +67,7 @@ def test_rsa_on_held_out_concepts_improves(runs):
     unaligned = _mean_rsa(runs["net"], x, eeg_rdm)
     aligned = _mean_rsa(runs["aligned"].model, x, eeg_rdm)
     unpaired = _mean_rsa(runs["unpaired"].model, x, eeg_rdm)
-    assert aligned > unaligned + 0.04, (aligned, unaligned)
+    assert aligned > unaligned + 0.015, (aligned, unaligned)
     assert aligned > unpaired + 0.01, (aligned, unpaired)  # interim: replaced by the multi-seed proof (issue 12)
 
 
@@ -75,7 +76,9 @@ def test_generation_beats_the_frozen_readout(runs):
     x = test.images.load(list(range(len(test))))
     y = torch.as_tensor(test.targets())
     gen = {k: float(spearman_rows(y, runs[k].predict(x)).mean()) for k in ("aligned", "frozen", "unpaired")}
-    assert gen["aligned"] > gen["frozen"] > gen["unpaired"] + 0.3, gen
+    # per-image generation Spearman is low at the brain's realistic snr 0.1 (seed 0 measured aligned 0.186,
+    # frozen 0.175, unpaired -0.021)
+    assert gen["aligned"] > gen["frozen"] > gen["unpaired"] + 0.1, gen
     # the returned epoch is the best on the validation concepts, never on the test set
     res = runs["aligned"]
     assert res.history[res.best_epoch - 1]["val_spearman"] == max(r["val_spearman"] for r in res.history)
