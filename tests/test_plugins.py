@@ -134,3 +134,40 @@ def test_a_bad_hook_return_value_names_plugin_and_hook(tmp_path):
             brainalign.available_backbones(refresh=False)
     finally:
         next(gen, None)
+
+
+def test_plugins_lists_objectives_and_analyses_with_their_plugin(capsys):
+    entries = {p["name"]: p for p in list_plugins()}
+    assert entries["objectives"]["objectives"] == ["realnet", "rsa", "cka"]
+    assert {"time-resolved-rsa", "roi-rsa", "rdm-rsa", "variability"} <= set(entries["analyses"]["analyses"])
+    assert "synthetic (eeg)" in entries["neural_data"]["datasets"]
+    assert entries["cornet"]["objectives"] == [] and entries["objectives"]["backbones"] == []
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    block = out.split("objectives  (module brainalign_objectives)")[1].split("\n\n")[0]
+    assert "  objectives: realnet, rsa, cka" in block
+    assert "  analyses: time-resolved-rsa, roi-rsa, rdm-rsa, variability" in out
+
+
+@pytest.mark.parametrize("body,error", [
+    ("    raise RuntimeError('resolver bug')\n", None),
+    ("    return 'resnet' if name == 'oddnet' else None\n", r"plugin 'oddres': brainalign_resolve_backbone\(\) "
+                                                          r"returned a str.*BackboneSpec"),
+])
+def test_a_resolver_plugin_is_held_to_the_same_rules_as_list_hooks(tmp_path, body, error):
+    from brainalign.errors import BackboneError, PluginError
+
+    _fake_distribution(tmp_path, "odd-resolver", "oddres = brainalign_oddres_plugin",
+                       f"from brainalign import hookimpl\n@hookimpl\ndef brainalign_resolve_backbone(name):\n{body}")
+    gen = _on_sys_path(tmp_path, ("brainalign_oddres_plugin",))
+    next(gen)
+    try:
+        if error is None:  # a crashing resolver is skipped with a warning naming it; the others still answer
+            with pytest.warns(UserWarning, match=r"plugin 'oddres': brainalign_resolve_backbone\(\) failed.*resolver bug"):
+                with pytest.raises(BackboneError, match="unknown backbone 'oddnet'"):
+                    brainalign.get_backbone_spec("oddnet")
+        else:
+            with pytest.raises(PluginError, match=error):
+                brainalign.get_backbone_spec("oddnet")
+    finally:
+        next(gen, None)

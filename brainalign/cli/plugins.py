@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "plugins", help="list installed plugins and the backbones/datasets each provides",
+        "plugins", help="list installed plugins and the backbones, datasets, objectives and analyses each provides",
         description="List the plugins registered under the 'brainalign' entry-point group "
                     "(first-party and third-party alike) and what each provides.")
     p.set_defaults(func=run)
@@ -25,8 +25,9 @@ def run(args) -> int:
             print(f"  backbones: {', '.join(p['backbones'])}{aliases}")
         if p["prefixes"]:
             print(f"  dynamic backbones: {', '.join(p['prefixes'])}")
-        if p["datasets"]:
-            print(f"  datasets: {', '.join(p['datasets'])}")
-        if not (p["backbones"] or p["prefixes"] or p["datasets"]):
+        for key in ("datasets", "objectives", "analyses"):
+            if p[key]:
+                print(f"  {key}: {', '.join(p[key])}")
+        if not any(p[key] for key in ("backbones", "prefixes", "datasets", "objectives", "analyses")):
             print("  (provides nothing yet)")
     return 0

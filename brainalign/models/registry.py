@@ -66,17 +66,12 @@ def get_backbone_spec(name: str | BackboneSpec) -> BackboneSpec:
     if name.lower() in by_alias:
         return by_alias[name.lower()]
 
-    from ..plugin_manager import get_plugin_manager
+    from ..plugin_manager import first_result
 
-    pm = get_plugin_manager()
     # firstresult hook: the first plugin that recognises the name answers
-    spec = pm.hook.brainalign_resolve_backbone(name=name)
+    plugin, spec = first_result("brainalign_resolve_backbone", BackboneSpec, name=name)
     if spec is not None:
-        if not isinstance(spec, BackboneSpec):
-            raise BackboneError(f"a plugin resolved {name!r} to {type(spec).__name__}, not a BackboneSpec")
-        if not spec.plugin:
-            spec = dataclasses.replace(spec, plugin=_resolver_plugin(pm, name))
-        return spec
+        return spec if spec.plugin else dataclasses.replace(spec, plugin=plugin)
     if ":" in name:
         prefix = name.split(":", 1)[0]
         raise BackboneError(f"no installed plugin handles the prefix {prefix + ':'!r} in {name!r}; "
@@ -84,16 +79,6 @@ def get_backbone_spec(name: str | BackboneSpec) -> BackboneSpec:
     hint = suggest(name, [*specs, *(a for s in specs.values() for a in s.aliases)])
     raise BackboneError(f"unknown backbone {name!r}.{hint} Run 'brainalign backbones' for the list "
                         "(any timm model works as timm:<name>, any open_clip model as open_clip:<name>)")
-
-
-def _resolver_plugin(pm, name: str) -> str:
-    for impl in reversed(pm.hook.brainalign_resolve_backbone.get_hookimpls()):  # call order
-        try:
-            if impl.function(name=name) is not None:
-                return impl.plugin_name
-        except Exception:
-            continue
-    return ""
 
 
 def load_backbone(name: str | BackboneSpec, pretrained: bool = True, weights: str | Path | None = None,
