@@ -194,7 +194,7 @@ def stage_compare(a) -> dict:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - t0
-    stages = json.loads((out / "report" / "results.json").read_text()).get("timings", {})
+    stages = json.loads((out / "report" / "results.json").read_text()).get("stages", {})
     shutil.rmtree(out, ignore_errors=True)
     return {"s_total": wall, "stage_s": stages}
 

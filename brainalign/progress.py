@@ -64,8 +64,9 @@ class _Lines:
         self.every_fraction, self.every_seconds = every_fraction, every_seconds
         self.postfix = ""
 
-    def set_postfix(self, **kw) -> None:
-        self.postfix = " ".join(f"{k}={v}" for k, v in kw.items())
+    def set_postfix(self, ordered_dict=None, **kw) -> None:
+        """As tqdm's: a mapping and/or keywords, shown as 'k=v' at the end of the next line."""
+        self.postfix = " ".join(f"{k}={v}" for k, v in {**(ordered_dict or {}), **kw}.items())
 
     def _line(self, k: int, t0: float) -> str:
         frac = f" ({100 * k / self.total:.0f} %)" if self.total else ""
@@ -124,10 +125,13 @@ class Stages:
         try:
             yield
         finally:
-            dt = time.perf_counter() - t0
-            self.times[name] = round(self.times.get(name, 0.0) + dt, 3)
-            if self.log_fn is not None:
-                self.log_fn(f"{self.prefix}{name}: {format_seconds(dt)}")
+            self.add(name, time.perf_counter() - t0)
+
+    def add(self, name: str, seconds: float) -> None:
+        """Record a stage timed elsewhere (logged like the others)."""
+        self.times[name] = round(self.times.get(name, 0.0) + seconds, 3)
+        if self.log_fn is not None:
+            self.log_fn(f"{self.prefix}{name}: {format_seconds(seconds)}")
 
     @property
     def total(self) -> float:

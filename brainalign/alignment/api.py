@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +16,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError, OutputExistsError
-from ..io import RunLock, versions
+from ..io import RunLock, versions, write_json
+from ..progress import Stages, format_seconds, log
 from ..resources import check_memory
 from ..seeding import numpy_rng, seed_everything
 from . import distributed
@@ -238,6 +240,10 @@ def _check_objective(objective, batch_size, contrastive, rank_temperature) -> st
 
 
 def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing, settings, progress):
+    # per-stage wall times (setup, teacher targets, training, saving): logged on rank 0 when progress
+    # is on, and saved as stages.json in the run folder
+    t_start = time.perf_counter()
+    stages = Stages(log_fn=log if progress and ctx.is_main else None)
     seed = settings["seed"]
     if preprocessing is None and spec is not None:
         preprocessing = spec.preprocessing
@@ -298,12 +304,14 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
     train_targets = torch.as_tensor(train_ds.targets())
     if settings["unpaired"]:
         train_targets = train_targets[torch.as_tensor(_derangement(len(train_ds), seed))]
-    data = TrainData(train_images=train_ds.images, train_targets=train_targets,
-                     train_teacher=teacher_for(train_ds.images, "train"))
-    if val_ds is not None:
-        data.val_images = val_ds.images
-        data.val_targets = torch.as_tensor(val_ds.targets())
-        data.val_teacher = teacher_for(val_ds.images, "val")
+    stages.add("setup", time.perf_counter() - t_start)
+    with stages("teacher targets"):
+        data = TrainData(train_images=train_ds.images, train_targets=train_targets,
+                         train_teacher=teacher_for(train_ds.images, "train"))
+        if val_ds is not None:
+            data.val_images = val_ds.images
+            data.val_targets = torch.as_tensor(val_ds.targets())
+            data.val_teacher = teacher_for(val_ds.images, "val")
     config = {
         "format": "brainalign-align/1",
         "backbone": backbone_name, "spec_name": spec.name if spec is not None else None,
@@ -326,8 +334,9 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
                        task_kind=task_kind, amp=settings["amp"], progress=progress,
                        train_backbone=settings["train_backbone"], channels_last=settings["channels_last"],
                        compile=settings["compile"], objective=settings["objective"])
-    outcome = train(student, head, layers, data, ts, preprocessing=preprocessing, ctx=ctx, out_dir=out_dir,
-                    resume_state=resume_state, fingerprint=fp, backbone_name=backbone_name, config=config)
+    with stages("training"):
+        outcome = train(student, head, layers, data, ts, preprocessing=preprocessing, ctx=ctx, out_dir=out_dir,
+                        resume_state=resume_state, fingerprint=fp, backbone_name=backbone_name, config=config)
     config["best_epoch"] = outcome.best_epoch
     config["epochs_done"] = len(outcome.history)
     student.eval()
@@ -339,9 +348,13 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
     result = AlignedModel(student, head, history=outcome.history, config=config,
                           best_epoch=outcome.best_epoch, out_dir=out_dir, layers=list(layers))
     if out_dir is not None and ctx.is_main:
-        (out_dir / "history.json").write_text(json.dumps(outcome.history, indent=1))
-        (out_dir / "config.json").write_text(json.dumps(config, indent=1))
-        save_aligned(result, out_dir / "aligned.pt")
+        with stages("saving"):
+            write_json(out_dir / "history.json", outcome.history, option="out_dir")
+            write_json(out_dir / "config.json", config, option="out_dir")
+            save_aligned(result, out_dir / "aligned.pt")
+        write_json(out_dir / "stages.json", stages.times, option="out_dir")
+    if stages.log_fn is not None:
+        stages.log_fn(f"align: done in {format_seconds(stages.total)} ({stages.summary()})")
     ctx.barrier()
     return result
 
