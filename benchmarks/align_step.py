@@ -167,6 +167,8 @@ def main(argv=None):
                    + ", ".join(LOOP_VARIANTS))
     p.add_argument("--backbone", default="cornet", help="--loop: backbone (default cornet = CORnet-S)")
     p.add_argument("--images-dir", default=None, help="--loop: folder for the JPEGs (default: a temp folder)")
+    p.add_argument("--json", default=None, help="--loop: also write the figures here (paper_scale.py reads "
+                   "benchmarks/gpu_check.json for its GPU projection)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -261,6 +263,14 @@ def loop_main(a) -> dict:
     print(f"  fastest: {best}, {rates[best] / rates.get('plain', rates[best]):.2f}x plain; paper grid "
           f"(40 runs x 30 epochs x 16,540 images, training only): {PAPER_GRID_IMAGE_EPOCHS / rates[best] / 3600:.1f} h "
           f"on one device, {PAPER_GRID_IMAGE_EPOCHS / rates[best] / 3600 / 8:.1f} h on 8")
+    if a.json:
+        import json
+
+        gpu = torch.cuda.get_device_name(dev) if dev.type == "cuda" else str(dev)
+        Path(a.json).write_text(json.dumps({
+            "device": gpu, "backbone": a.backbone, "size": a.size, "batch_size": a.batch_size, "images": a.images,
+            "variant": best, "images_per_s": rates[best], "rates": rates,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1) + "\n")
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)

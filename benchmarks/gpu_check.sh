@@ -37,7 +37,8 @@ python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version
 part "align step (ours / reference / plain)" 90 \
   python benchmarks/align_step.py --device cuda --steps 20 --warmup 3 --batch-size 16
 part "align loop, cache on the device" 300 \
-  python benchmarks/align_step.py --loop --device cuda --images 2048 --batch-size 64
+  python benchmarks/align_step.py --loop --device cuda --images 2048 --batch-size 64 --json "$OUT/gpu_check.json" \
+  && cp "$OUT/gpu_check.json" benchmarks/gpu_check.json && echo "wrote benchmarks/gpu_check.json (paper_scale.py projects the grid from it)"
 
 n_gpu=$(python -c "import torch; print(torch.cuda.device_count())")
 DDP="rm -rf '$OUT/ddp' && torchrun --standalone --nproc_per_node=2 benchmarks/ddp_smoke.py '$OUT/ddp' --device cuda && python benchmarks/ddp_smoke.py '$OUT/ddp' --check"

@@ -227,8 +227,12 @@ def project(results: dict, gpu: dict | None) -> dict:
     if results.get("align", {}).get("ok"):
         out["cpu_hours"] = images * results["align"]["s_per_image"] / 3600
     if gpu and gpu.get("images_per_s"):
-        out["gpu_hours"] = images / gpu["images_per_s"] / 3600
-        out["gpu_variant"] = gpu.get("variant")
+        if gpu.get("backbone") == "cornet" and gpu.get("size") == 224:
+            out["gpu_hours"] = images / gpu["images_per_s"] / 3600
+            out["gpu_variant"] = f"{gpu.get('device')}, {gpu.get('variant')}, {gpu.get('date')}"
+        else:  # a smaller check (another backbone or size) does not project the paper's runs
+            out["gpu_note"] = (f"benchmarks/gpu_check.json measured {gpu.get('backbone')} at {gpu.get('size')} px, "
+                               "not CORnet-S at 224 px: no GPU projection")
     return out
 
 
@@ -275,6 +279,8 @@ def _report(a, results: dict, projection: dict, load: float) -> None:
     if "gpu_hours" in projection:
         print(f"paper grid on the GPU of gpu_check.json ({projection['gpu_variant']}): "
               f"{projection['gpu_hours']:.1f} h on one device")
+    elif "gpu_note" in projection:
+        print(projection["gpu_note"])
     else:
         print("no benchmarks/gpu_check.json: run benchmarks/gpu_check.sh on a CUDA machine for the GPU projection")
 
