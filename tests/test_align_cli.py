@@ -68,3 +68,32 @@ def test_parsing_helpers():
     assert parse_numbers("1,10,100") == [1.0, 10.0, 100.0]
     assert run_name(3, 100.0, True, False) == "sub-03_beta-100"
     assert run_name(1, 0.5, False, True) == "sub-01_beta-0.5_nocont_unpaired"
+
+
+def test_eeg_and_fmri_together_are_one_joint_run_per_subject(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake(source, subject=1, split="test", *, modality=None, **kw):
+        calls.append((source, modality, kw))
+        rng = np.random.default_rng(subject)
+        images = rng.random((16, 3, 32, 32), dtype=np.float32)
+        shape = (16, 3, 4) if modality == "eeg" else (16, 10)
+        return NeuralDataset(images=images, responses=np.random.default_rng(len(calls)).standard_normal(shape),
+                             modality=modality, subject=subject, concepts=np.repeat(list("abcdefgh"), 2))
+
+    monkeypatch.setattr(data_registry, "load_source", fake)
+    argv = ["align", "cornet_tiny", "--no-pretrained", "--eeg", "synthetic", "--fmri", "shen:X", "--fmri-images",
+            "imgs", "--target-weights", "fmri=0.5", "--epochs", "1", "--batch-size", "4", "--head-pooling", "avg",
+            "--device", "cpu", "--no-progress", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert calls == [("synthetic", "eeg", {}), ("shen:X", "fmri", {"images": "imgs"})]
+    aligned = load_aligned(tmp_path / "sub-01_beta-100")
+    assert list(aligned.heads) == ["eeg", "fmri"] and aligned.heads["fmri"].n_targets == 10
+    assert aligned.config["settings"]["target_weights"] == {"fmri": 0.5}
+    assert "fmri/mse" in aligned.history[0]
+    capsys.readouterr()
+    assert main(argv) == 0 and "skipped" in capsys.readouterr().out  # same settings: complete, skipped
+    assert main([*argv[:-2], "--target-weights", "fmri=2", "--out", str(tmp_path)]) == 2
+    assert "target_weights" in capsys.readouterr().err
+    assert main(["align", "cornet_tiny", "--target-weights", "eeg=1", "--out", str(tmp_path / "x")]) == 2
+    assert "give both --eeg and --fmri" in capsys.readouterr().err

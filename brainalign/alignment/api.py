@@ -23,32 +23,14 @@ from ..seeding import numpy_rng, seed_everything
 from . import distributed
 from .aligned_model import AlignedModel, load_aligned, predict_responses, resize_linears_to, save_aligned  # noqa: F401
 from .checkpoint import fingerprint, load_checkpoint, state_sha256
-from .head import EncoderHead, probe_layer_shapes
+from .head import EncoderHead, JointHead, probe_layer_shapes
 from .losses import DEFAULT_RANK_TEMPERATURE, check_targets_rankable
 from .precision import check_amp, resolve_amp
 from .teacher import cached_teacher_targets, compute_teacher_targets, model_output, resolve_task_loss
 from .config import AlignConfig, config_field_names
+from .targets import join_targets, resolve_targets
 from .trainer import TrainData, TrainSettings, train
 
-
-
-def _resolve_dataset(eeg, fmri, data, targets):
-    from ..data.dataset import NeuralDataset
-    from ..data.images import ImageSet
-
-    given = {k: v for k, v in dict(eeg=eeg, fmri=fmri, data=data, targets=targets).items() if v is not None}
-    if len(given) != 1:
-        raise ConfigError("pass exactly one dataset: eeg=..., fmri=..., data=... or targets=... (a "
-                          f"NeuralDataset or an (images, responses) pair); got {sorted(given) or 'none'}")
-    (kind, ds), = given.items()
-    if isinstance(ds, NeuralDataset):
-        return ds
-    if isinstance(ds, (tuple, list)) and len(ds) == 2:
-        images, responses = ds
-        images = images if isinstance(images, ImageSet) else ImageSet.from_array(images)
-        return NeuralDataset(images=images, responses=np.asarray(responses),
-                             modality=kind if kind in ("eeg", "fmri") else "other")
-    raise ConfigError(f"{kind}= must be a NeuralDataset or an (images, responses) pair, got {type(ds).__name__}")
 
 
 def _preprocessing_desc(p) -> Any:
@@ -84,7 +66,7 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
           objective="realnet", device=None, amp: str | bool | None = None, out_dir: str | Path | None = None, resume: bool = False,
           progress: bool = True, preprocessing: Callable | None = None,
           train_backbone: bool = True, image_cache=None, images_on_device: bool = False,
-          channels_last: bool = False, compile: bool = False, config: AlignConfig | None = None,
+          channels_last: bool = False, compile: bool = False, target_weights=None, config: AlignConfig | None = None,
           **unknown) -> AlignedModel:
     """Align ``model`` with neural responses (ReAlnet, generalised to any backbone and modality).
 
@@ -98,9 +80,15 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
             registered backbone name (loaded with ``load_backbone(name)``). Never modified:
             training runs on a deep copy.
         layers: module names (or spec labels) to read; None -> the backbone spec's defaults.
-        eeg / fmri / data / targets: the training data (aliases; pass one): a NeuralDataset
-            (any n_targets; responses are flattened per image) or an (images, responses) pair.
-            Give the training split only: validation is carved out of it by concept.
+        eeg / fmri / data / targets: the training data: a NeuralDataset (any n_targets;
+            responses are flattened per image) or an (images, responses) pair, given to one
+            keyword. Several datasets over the same images make a *joint* alignment, each with
+            its own head: ``eeg=`` and ``fmri=`` together, or ``targets={name: dataset, ...}``
+            (see :mod:`.targets`). Give the training split only: validation is carved out of
+            it by concept.
+        target_weights: joint alignment: {target name: weight} of each dataset's neural loss
+            (default 1 each); the best epoch maximises the targets' validation Spearmans
+            averaged with the same weights (history: ``val_spearman/<name>`` per target).
         beta: weight of the generation loss (paper: 1, 10, 100, 1000; 100 headline).
         epochs, batch_size, lr, optimizer ('adam'|'adamw'|'sgd'), seed: paper defaults.
             ``batch_size`` is per process under torchrun.
@@ -156,19 +144,24 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
         raise ConfigError(f"model must be an nn.Module or a backbone name, got {type(model).__name__}")
     spec = spec_of(model)
     layers = resolve_layers(model, layers)  # LayerError with suggestions, before any work
-    ds = _resolve_dataset(eeg, fmri, data, targets)
+    named = resolve_targets(eeg, fmri, data, targets)
     check_amp(amp)
+    cfg = _settings_config(config, unknown, dict(
+        beta=beta, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
+        val_fraction=val_fraction, task_loss=task_loss, contrastive=contrastive, unpaired=unpaired,
+        head_hidden=head_hidden, head_pooling=head_pooling, rank_temperature=rank_temperature, objective=objective,
+        amp=amp, train_backbone=train_backbone, channels_last=channels_last, compile=compile,
+        target_weights=target_weights))
+    ds, joint = join_targets(named, cfg.target_weights)
+    if cfg.target_weights is not None and not joint:
+        raise ConfigError(f"target_weights={cfg.target_weights} needs several datasets (a joint alignment: eeg= and "
+                          "fmri=, or targets={name: dataset, ...}); this run has one")
     if image_cache is not None:
         from ..data.image_cache import check_cache_dir
 
         if image_cache is not False and image_cache is not True:
             check_cache_dir(image_cache)
         ds = ds._replace(images=ds.images.with_cache(image_cache))
-    cfg = _settings_config(config, unknown, dict(
-        beta=beta, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
-        val_fraction=val_fraction, task_loss=task_loss, contrastive=contrastive, unpaired=unpaired,
-        head_hidden=head_hidden, head_pooling=head_pooling, rank_temperature=rank_temperature, objective=objective,
-        amp=amp, train_backbone=train_backbone, channels_last=channels_last, compile=compile))
     if resume and out_dir is None:
         raise ConfigError("resume=True needs out_dir (the folder holding checkpoint.pt)")
     _check_objective(cfg.objective, cfg.batch_size, cfg.contrastive, cfg.rank_temperature)
@@ -194,7 +187,7 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
             lock.acquire()
         if images_on_device:
             ds = ds._replace(images=ds.images.to_device(device))
-        return _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
+        return _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preprocessing,
                       {**cfg.to_dict(), "amp": resolve_amp(cfg.amp, device)}, progress)
     finally:
         if lock is not None:
@@ -239,7 +232,7 @@ def _check_objective(objective, batch_size, contrastive, rank_temperature) -> st
     return label
 
 
-def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing, settings, progress):
+def _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preprocessing, settings, progress):
     # per-stage wall times (setup, teacher targets, training, saving): logged on rank 0 when progress
     # is on, and saved as stages.json in the run folder
     t_start = time.perf_counter()
@@ -277,7 +270,8 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
     fp_inputs = {"backbone": backbone_name, "start_weights": start_sha, "layers": layers,
                  "preprocessing": _preprocessing_desc(preprocessing), "data": _data_fingerprint(ds),
                  "n_targets": ds.n_targets, "task_kind": task_kind, "world_size": ctx.world_size,
-                 **{k: v for k, v in settings.items() if k != "epochs"}}
+                 **{k: v for k, v in settings.items() if k != "epochs" and not (k == "target_weights" and v is None)},
+                 **({"targets": [t.to_dict() for t in joint]} if joint else {})}
     fp = fingerprint(fp_inputs)
     # check a checkpoint to resume before anything is written to its folder (teacher caches)
     resume_state = None
@@ -286,7 +280,8 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
 
     seed_everything(seed)  # the head's initialisation (and any dropout) follows the seed
     shapes = probe_layer_shapes(student, layers, image_hw, device, preprocessing)
-    head = EncoderHead(shapes, ds.n_targets, settings["head_hidden"], settings["head_pooling"])
+    make_head = lambda n: EncoderHead(shapes, n, settings["head_hidden"], settings["head_pooling"])  # noqa: E731
+    head = JointHead({t.name: make_head(t.stop - t.start) for t in joint}) if joint else make_head(ds.n_targets)
     # weights, gradients, Adam's two moments and the kept best-epoch copy: 5 float32 copies
     n_head = sum(p.numel() for p in head.parameters())
     check_memory(5 * 4.0 * n_head, f"the encoder head ({n_head / 1e6:.1f} M parameters on layers "
@@ -319,6 +314,7 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
         "layers": layers, "preprocessing": _preprocessing_desc(preprocessing),
         "head": head.config(), "n_targets": ds.n_targets, "response_shape": list(ds.response_shape),
         "task_loss": task_kind, "settings": {**settings, "head_pooling": settings["head_pooling"]},
+        **({"targets": [t.to_dict() for t in joint]} if joint else {}),
         "data": {"modality": ds.modality, "subject": None if ds.subject is None else str(ds.subject),
                  "n_images": len(ds), "n_train": len(train_ds), "n_val": 0 if val_ds is None else len(val_ds),
                  "val_concepts": [] if val_ds is None else sorted(set(val_ds.concepts.tolist())),
@@ -333,7 +329,7 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
                        contrastive=settings["contrastive"], rank_temperature=settings["rank_temperature"],
                        task_kind=task_kind, amp=settings["amp"], progress=progress,
                        train_backbone=settings["train_backbone"], channels_last=settings["channels_last"],
-                       compile=settings["compile"], objective=settings["objective"])
+                       compile=settings["compile"], objective=settings["objective"], targets=tuple(joint))
     with stages("training"):
         outcome = train(student, head, layers, data, ts, preprocessing=preprocessing, ctx=ctx, out_dir=out_dir,
                         resume_state=resume_state, fingerprint=fp, backbone_name=backbone_name, config=config)
@@ -345,7 +341,7 @@ def _align(model, spec, layers, ds, ctx, device, out_dir, resume, preprocessing,
         from ..models.registry import attach_spec
 
         attach_spec(student, spec)
-    result = AlignedModel(student, head, history=outcome.history, config=config,
+    result = AlignedModel(student, dict(head.heads) if joint else head, history=outcome.history, config=config,
                           best_epoch=outcome.best_epoch, out_dir=out_dir, layers=list(layers))
     if out_dir is not None and ctx.is_main:
         with stages("saving"):

@@ -44,6 +44,7 @@ class AlignConfig:
     train_backbone: bool = _f(True, "False: frozen backbone, head trained as a read-out")
     channels_last: bool = _f(False, "channels_last memory format")
     compile: bool = _f(False, "torch.compile the step")
+    target_weights: object = _f(None, "joint alignment: {target name: weight} of each dataset's loss (default 1 each)")
 
     def __post_init__(self):
         from .objectives import objective_label, parse_objective
@@ -67,6 +68,9 @@ class AlignConfig:
         if self.contrastive and self.batch_size < 2 and "realnet" in str(self.objective):
             raise ConfigError("batch_size=1 leaves the contrastive term undefined (it compares each image with "
                               "the other images of its batch): use batch_size >= 2 or contrastive=False")
+        from .targets import check_weights_setting
+
+        object.__setattr__(self, "target_weights", check_weights_setting(self.target_weights))
         # canonical objective text, so equal selections compare (and save) equal
         object.__setattr__(self, "objective", objective_label(parse_objective(self.objective)))
         for name in ("beta", "lr", "val_fraction", "rank_temperature"):

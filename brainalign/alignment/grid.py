@@ -23,7 +23,7 @@ CONTROLS = {"none": (True, False), "nocont": (False, False), "unpaired": (True, 
             "nocont_unpaired": (False, True)}
 # settings that decide whether an existing complete run is the one asked for
 _COMPARED = ("backbone", "start", "data", "beta", "contrastive", "unpaired", "epochs", "batch_size", "lr", "seed",
-             "val_fraction", "layers", "head_pooling", "objective")
+             "val_fraction", "layers", "head_pooling", "objective", "target_weights")
 
 
 def run_name(subject, beta: float, contrastive: bool = True, unpaired: bool = False) -> str:
@@ -53,6 +53,7 @@ class RunTask:
     align_options: dict = field(default_factory=dict)
     format: str = "pt"
     request: dict = field(default_factory=dict)
+    targets: dict = field(default_factory=dict)  # joint alignment: {name: (source, modality, options)}
 
 
 def _start_label(pretrained: bool, weights, seed: int) -> str:
@@ -119,9 +120,10 @@ def execute_run(task: RunTask) -> dict:
         model = _cached(("model", _key(task.backbone), task.pretrained, task.weights),
                         lambda: load_start_model(task.backbone, pretrained=task.pretrained, weights=task.weights,
                                                  seed=task.align_options.get("seed", 2023)))
-        data = _cached(("data", _key(task.source), task.subject, task.modality, json.dumps(task.source_options,
-                        sort_keys=True, default=str)), lambda: _load_data(task))
-        kind = "fmri" if task.modality == "fmri" else "eeg" if task.modality == "eeg" else "data"
+        data = _cached(("data", _key(task.source), task.subject, task.modality, json.dumps([task.source_options,
+                        task.targets], sort_keys=True, default=str)), lambda: _load_data(task))
+        kind = "targets" if task.targets else "fmri" if task.modality == "fmri" else "eeg" if task.modality == "eeg" \
+            else "data"
         opts = dict(task.align_options)
         threads = opts.pop("num_threads", None)
         if threads:
@@ -166,6 +168,9 @@ def _load_data(task: RunTask):
     from ..data import registry
     from ..data.dataset import NeuralDataset
 
+    if task.targets:  # joint alignment: one dataset per target, the same subject and split
+        return {name: registry.load_source(src, task.subject, "training", modality=modality, **options)
+                for name, (src, modality, options) in task.targets.items()}
     src = task.source
     if isinstance(src, NeuralDataset):
         return src
@@ -177,6 +182,23 @@ def _load_data(task: RunTask):
     if load is None:
         return registry.load_source(src, task.subject, "training", modality=task.modality, **task.source_options)
     return load(src, task.subject, "training", **task.source_options)
+
+
+def _joint_targets(targets) -> dict:
+    """{name: (source string, modality or None, options)} from run_grid's ``targets``."""
+    if not targets:
+        return {}
+    if not isinstance(targets, dict) or len(targets) < 2:
+        raise ConfigError("targets= of a grid is a joint alignment: give {name: source} for two or more datasets, "
+                          "e.g. {'eeg': 'synthetic', 'fmri': 'synthetic'}")
+    out = {}
+    for name, value in targets.items():
+        src, options = (value if isinstance(value, (tuple, list)) else (value, {}))
+        if not isinstance(src, str):
+            raise ConfigError(f"target {name!r} of a grid needs a source string (e.g. 'synthetic'), got "
+                              f"{type(src).__name__}")
+        out[str(name)] = (src, name if name in ("eeg", "fmri") else None, dict(options or {}))
+    return out
 
 
 def _row(task: RunTask, status: str, folder: Path, wall: float | None = None) -> dict:
@@ -204,7 +226,8 @@ class GridResult:
 
 def run_grid(backbone, subjects, betas=(100.0,), controls=("none",), *, out, source="synthetic",
              modality: str | None = "eeg", source_options: dict | None = None, pretrained: bool = True,
-             weights=None, executor=None, format: str = "pt", log=print, **align_options) -> GridResult:
+             weights=None, executor=None, format: str = "pt", targets: dict | None = None, log=print,
+             **align_options) -> GridResult:
     """Align ``backbone`` once per subject x beta x control; one folder per run under ``out``.
 
     Args:
@@ -220,6 +243,9 @@ def run_grid(backbone, subjects, betas=(100.0,), controls=("none",), *, out, sou
         executor: None/'inprocess', an ``executors.LocalParallel(jobs)`` or
             ``executors.Submitit(...)`` (Slurm), or anything with ``run(tasks, fn)``.
         format: 'pt' or 'safetensors' for the aligned model file.
+        targets: a joint alignment instead of ``source``: {target name: source string, or
+            (source, options)}; a name 'eeg'/'fmri' also restricts the source to that modality.
+            ``target_weights`` (an align option) weighs them.
         **align_options: passed to :func:`brainalign.align` (epochs, lr, seed, layers, device ...).
 
     Complete runs of the same settings are skipped, interrupted ones resume from their
@@ -247,9 +273,11 @@ def run_grid(backbone, subjects, betas=(100.0,), controls=("none",), *, out, sou
     name = get_backbone_spec(backbone).name if isinstance(backbone, str) else \
         getattr(spec_of(backbone), "name", type(backbone).__name__)
     seed = int(align_options.get("seed", 2023))
-    base = {"backbone": name, "start": _start_label(pretrained, weights, seed),
-            "data": {"source": source if isinstance(source, str) else "<in-memory>", "modality": modality,
-                     **_norm(source_options or {})},
+    joint = _joint_targets(targets)
+    data = {"targets": _norm(joint)} if joint else {
+        "source": source if isinstance(source, str) else "<in-memory>", "modality": modality,
+        **_norm(source_options or {})}
+    base = {"backbone": name, "start": _start_label(pretrained, weights, seed), "data": data,
             **{k: _norm(align_options.get(k)) for k in _COMPARED[3:] if k not in ("beta", "contrastive", "unpaired")}}
     out = Path(out).expanduser()
     tasks = []
@@ -261,7 +289,7 @@ def run_grid(backbone, subjects, betas=(100.0,), controls=("none",), *, out, sou
                 request = {**base, "subject": str(subject), "beta": beta, "contrastive": cont, "unpaired": unp}
                 tasks.append(RunTask(rn, str(out / rn), subject, beta, cont, unp, backbone, pretrained,
                                      None if weights is None else str(weights), source, modality,
-                                     dict(source_options or {}), dict(align_options), format, request))
+                                     dict(source_options or {}), dict(align_options), format, request, joint))
     t0 = time.perf_counter()
     with RunLock(out, what="grid folder"):
         states = {t.name: run_state(Path(t.folder), t.request, format) for t in tasks}  # refuse before any work
@@ -282,7 +310,7 @@ def run_grid(backbone, subjects, betas=(100.0,), controls=("none",), *, out, sou
 
 def _write_summary(out: Path, rows, base, subjects, betas, controls, seconds) -> dict:
     cont, unp = CONTROLS[controls[0]]
-    summary = {"backbone": base["backbone"], "eeg": base["data"]["source"], "data": base["data"],
+    summary = {"backbone": base["backbone"], "eeg": base["data"].get("source"), "data": base["data"],
                "subjects": subjects, "betas": betas, "controls": controls,
                "contrastive": cont, "unpaired": unp,  # the first control, as older runs.json files said
                "settings": base, "wall_s": round(seconds, 3), "runs": rows}

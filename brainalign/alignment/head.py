@@ -93,6 +93,25 @@ class EncoderHead(nn.Module):
         return cls(shapes, cfg["n_targets"], cfg["hidden"], cfg["pooling"])
 
 
+class JointHead(nn.Module):
+    """One :class:`EncoderHead` per neural target of a joint alignment, as one module.
+
+    forward({layer: (b, *shape)}) -> (b, sum of the targets' n_targets): each head's
+    prediction in target order (the columns of :class:`~.targets.Target`).
+    """
+
+    def __init__(self, heads: Mapping[str, EncoderHead]):
+        super().__init__()
+        self.heads = nn.ModuleDict(dict(heads))
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([h(features) for h in self.heads.values()], dim=1)
+
+    def config(self) -> dict:
+        """{target name: that head's :meth:`EncoderHead.config`}."""
+        return {name: h.config() for name, h in self.heads.items()}
+
+
 @torch.no_grad()
 def probe_layer_shapes(model: nn.Module, layers: list[str], image_size: int | tuple[int, int],
                        device: torch.device, preprocessing=None) -> dict[str, tuple[int, ...]]:

@@ -74,6 +74,7 @@ class TrainSettings:
     channels_last: bool = False
     compile: bool = False
     objective: object = DEFAULT_OBJECTIVE  # a name, 'a+b', a list or {name: weight}: see objectives
+    targets: tuple = ()  # joint alignment: the .targets.Target of each dataset (empty: one target)
 
 
 @dataclass
@@ -125,29 +126,58 @@ def _cpu_state(module: nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
+def _columns(targets: tuple) -> list[tuple[str | None, slice]]:
+    """(name, columns) per target; one unnamed target spanning everything when not joint."""
+    return [(t.name, slice(t.start, t.stop)) for t in targets] or [(None, slice(None))]
+
+
 @torch.no_grad()
 def evaluate(module: AlignModule, images, targets: torch.Tensor, teacher: torch.Tensor, *, preprocessing,
-             task_kind: str, device: torch.device, batch_size: int) -> tuple[float, float | None]:
+             task_kind: str, device: torch.device, batch_size: int, joint: tuple = ()):
     """-> (mean exact Spearman between predicted and real targets per image, task agreement).
 
+    With ``joint`` targets the Spearman is computed per target (a dict {name: rho}).
     Runs in eval mode and restores the training mode afterwards.
     """
     was = module.training
     module.eval()
-    rhos, agree = [], []
+    cols = _columns(joint)
+    rhos, agree = {name: [] for name, _ in cols}, []
     try:
         for start in range(0, len(images), batch_size):
             idx = list(range(start, min(len(images), start + batch_size)))
             x = images.load(idx, device=device)
             x = preprocessing(x) if preprocessing is not None else x
             out, pred = module(x)[:2]
-            rhos.append(spearman_rows(targets[idx].to(device), pred).cpu())
+            y = targets[idx].to(device)
+            for name, c in cols:
+                rhos[name].append(spearman_rows(y[:, c], pred[:, c]).cpu())
             if get_task(task_kind).active:
                 agree.append(get_task(task_kind).agreement(out, teacher[idx].to(device)).cpu())
     finally:
         module.train(was)
-    rho = float(torch.cat(rhos).mean())
-    return rho, (float(torch.cat(agree).mean()) if agree else None)
+    rho = {name: float(torch.cat(r).mean()) for name, r in rhos.items()}
+    return (rho if joint else rho[None]), (float(torch.cat(agree).mean()) if agree else None)
+
+
+def neural_terms(objective, batch: ObjectiveBatch, joint: tuple = ()) -> tuple[dict, torch.Tensor | None]:
+    """-> ({term: value}, the weighted neural loss or None) for one batch.
+
+    Joint targets: the objective runs once per target on its columns of the prediction and
+    the targets (terms named 'target/term'); the loss is the sum of weight x its loss.
+    """
+    if not joint:
+        return objective.weighted(batch)
+    terms, total = {}, None
+    for t in joint:
+        c = slice(t.start, t.stop)
+        got, part = objective.weighted(ObjectiveBatch(activations=batch.activations, output=batch.output,
+                                                      prediction=batch.prediction[:, c], targets=batch.targets[:, c]))
+        terms.update({f"{t.name}/{k}": v for k, v in got.items()})
+        if part is not None:
+            part = part if t.weight == 1.0 else t.weight * part
+            total = part if total is None else total + part
+    return terms, total
 
 
 def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainData, s: TrainSettings, *,
@@ -163,7 +193,9 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     # layers ('readout' MSE term), so the validation Spearman that picks the best epoch stays meaningful
     task_fn = get_task(s.task_kind)
     readout = not objective.uses_head
-    terms = list(objective.terms) + (["readout"] if readout else [])
+    joint = tuple(s.targets)
+    names = [f"{t.name}/{term}" for t in joint for term in objective.terms] if joint else list(objective.terms)
+    terms = names + (["readout"] if readout else [])
     module = AlignModule(student, head, layers, with_activations=True, detach_head_input=readout).to(device)
     grad_flags = [p.requires_grad for p in student.parameters()]
     if not s.train_backbone:  # readout-only baseline: frozen backbone in eval mode, head trained
@@ -214,11 +246,12 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
             with prec.autocast():
                 out, pred, acts = forward(x)
             task = task_fn.loss(out.float(), teacher_dev[idx.to(device)]) if task_fn.active else zero
-            step, neural = objective.weighted(ObjectiveBatch(activations=acts, output=out, prediction=pred.float(),
-                                                             targets=y))
+            step, neural = neural_terms(objective, ObjectiveBatch(activations=acts, output=out,
+                                                                  prediction=pred.float(), targets=y), joint)
             total = task + s.beta * neural if neural is not None else task
-            if readout:
-                step["readout"] = F.mse_loss(pred.float(), y)
+            if readout:  # each target's head fitted alike (one target: plain MSE)
+                step["readout"] = sum(F.mse_loss(pred.float()[:, c], y[:, c]) for _, c in _columns(joint)) / \
+                    len(_columns(joint))
                 total = total + step["readout"]
             bad = torch.tensor([0.0 if bool(torch.isfinite(total)) else 1.0])
             if ctx.all_reduce_sum(bad).item() > 0:
@@ -245,10 +278,13 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
                "val_spearman": None, "val_task_agreement": None}
         score = float(epoch)  # without validation the last epoch is the best
         if data.val_images is not None:
-            row["val_spearman"], row["val_task_agreement"] = evaluate(
+            rho, row["val_task_agreement"] = evaluate(
                 module, data.val_images, data.val_targets, data.val_teacher, preprocessing=preprocessing,
-                task_kind=s.task_kind, device=device, batch_size=max(2 * s.batch_size, 32))
-            score = row["val_spearman"]
+                task_kind=s.task_kind, device=device, batch_size=max(2 * s.batch_size, 32), joint=joint)
+            if joint:  # the best epoch: the targets' Spearmans weighted as their losses are
+                row.update({f"val_spearman/{n}": r for n, r in rho.items()})
+                rho = sum(t.weight * rho[t.name] for t in joint) / sum(t.weight for t in joint)
+            row["val_spearman"] = score = rho
         row["time_s"] = round(time.perf_counter() - t0, 3)
         outcome.history.append(row)
         is_best = score > best["score"]

@@ -18,8 +18,9 @@ def register(subparsers) -> None:
                     "and checkpoint.pt; complete runs are skipped, interrupted ones resume from their checkpoint, and a folder holding a run of other settings is refused.")
     p.add_argument("backbone", metavar="BACKBONE", help="registered backbone (cornet, cornet_tiny, resnet101, clip, "
                                                         "timm:<name>, open_clip:<name>)")
-    p.add_argument("--eeg", metavar="SOURCE", default="synthetic",
-                   help="training EEG: 'synthetic' (the default when omitted), 'things-eeg2:ROOT' or a THINGS-EEG2 root")
+    p.add_argument("--eeg", metavar="SOURCE", default=None,
+                   help="training EEG: 'synthetic' (the default when neither --eeg nor --fmri is given), "
+                        "'things-eeg2:ROOT' or a THINGS-EEG2 root")
     p.add_argument("--subjects", default="1", metavar="LIST", help="subjects, e.g. 1, 1,3 or 1-10 (default 1)")
     p.add_argument("--beta", default="100", metavar="LIST", help="generation-loss weights, e.g. 1,10,100,1000 (default 100)")
     p.add_argument("--no-contrastive", action="store_true", help="control: drop the contrastive term (W/o ContLoss)")
@@ -42,7 +43,11 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default brainalign-results/align-BACKBONE)")
     p.add_argument("--resume", action="store_true",
                    help="continue interrupted runs (the default now; kept so older scripts work)")
-    p.add_argument("--fmri", metavar="SOURCE", help="train on fMRI instead of EEG, e.g. 'shen:PATH' (any fMRI source)")
+    p.add_argument("--fmri", metavar="SOURCE", help="train on fMRI, e.g. 'shen:PATH' (any fMRI source); with --eeg "
+                                                    "too, a joint alignment: both datasets, one head each")
+    p.add_argument("--target-weights", metavar="W", default=None,
+                   help="joint alignment (--eeg and --fmri): weight of each dataset's loss, e.g. eeg=1,fmri=0.5 "
+                        "(default 1 each)")
     p.add_argument("--fmri-images", metavar="DIR", help="folder of the fMRI stimulus images (Shen's release has none)")
     p.add_argument("--controls", metavar="LIST", help="runs per subject x beta: none (aligned), nocont, unpaired, "
                                                       "nocont_unpaired, e.g. none,unpaired (overrides the two flags)")
@@ -72,6 +77,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..alignment.grid import run_grid
+    from ..errors import ConfigError
 
     from ..models.registry import get_backbone_spec
 
@@ -80,24 +86,34 @@ def run(args) -> int:
     controls = list(args.controls.split(",")) if args.controls else \
         [{(True, False): "none", (False, False): "nocont", (True, True): "unpaired",
           (False, True): "nocont_unpaired"}[(not args.no_contrastive, args.unpaired)]]
-    if args.fmri is not None:
-        source, modality = args.fmri, "fmri"
+    fmri_options = {"images": args.fmri_images} if args.fmri_images else {}
+    targets = None
+    if args.fmri is not None and args.eeg is not None:  # joint: both datasets, one head each
+        source, modality, source_options = None, None, {}
+        targets = {"eeg": args.eeg, "fmri": (args.fmri, fmri_options)}
+    elif args.fmri is not None:
+        source, modality, source_options = args.fmri, "fmri", fmri_options
     else:
-        source, modality = args.eeg, "eeg"
-    source_options = {"images": args.fmri_images} if args.fmri_images else {}
+        source, modality, source_options = args.eeg or "synthetic", "eeg", {}
+    if args.target_weights is not None and targets is None:
+        raise ConfigError("--target-weights weighs the datasets of a joint alignment: give both --eeg and --fmri")
     run_grid(args.backbone, args.subjects, args.beta, controls, out=out, source=source, modality=modality,
              source_options=source_options, pretrained=args.pretrained, weights=args.weights,
-             executor=_executor(args, out), format=args.format, **align_options(args))
+             executor=_executor(args, out), format=args.format, targets=targets, **align_options(args))
     return 0
 
 
 def align_options(args) -> dict:
     """The ``align()`` keywords the command line sets (everything but the grid itself)."""
+    from ..alignment.targets import check_weights_setting
+
     return dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                 val_fraction=args.val_fraction, layers=args.layers, head_pooling=args.head_pooling,
                 device=args.device, amp=args.amp, progress=args.progress, channels_last=args.channels_last,
                 compile=args.compile, images_on_device=args.images_on_device,
                 **({"objective": args.objective} if getattr(args, "objective", None) is not None else {}),
+                **({"target_weights": check_weights_setting(args.target_weights)}
+                   if getattr(args, "target_weights", None) else {}),
                 **({"image_cache": args.image_cache} if getattr(args, "image_cache", None) is not None else {}))
 
 

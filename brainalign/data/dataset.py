@@ -27,7 +27,7 @@ from ..seeding import numpy_rng
 from ._eeg import check_times, time_indices, zscore_mode, zscore_stats
 from .images import ImageSet
 
-__all__ = ["NeuralDataset", "check_times"]
+__all__ = ["NeuralDataset", "check_times", "check_same_images"]
 
 
 class NeuralDataset:
@@ -323,10 +323,7 @@ class NeuralDataset:
             raise DataError("no ROIs to join: pass {roi: NeuralDataset}")
         first = items[0][1]
         for name, d in items[1:]:
-            if len(d) != len(first) or (d.images is not first.images
-                                        and d.images.fingerprint() != first.images.fingerprint()):
-                raise DataError(f"ROI {name!r} has a different image set than ROI {items[0][0]!r}: ROIs of one "
-                                "dataset must share the images, in the same order")
+            check_same_images(items[0], (name, d), "ROI", "ROIs of one dataset")
             if (d.repetitions is None) != (first.repetitions is None) or (
                     d.repetitions is not None and d.repetitions.shape[1] != first.repetitions.shape[1]):
                 raise DataError(f"ROI {name!r} has other repetitions than ROI {items[0][0]!r}: load all ROIs "
@@ -382,6 +379,16 @@ class NeuralDataset:
 
 
 # --- validation helpers -------------------------------------------------------------------
+def check_same_images(first: tuple[str, "NeuralDataset"], other: tuple[str, "NeuralDataset"], what: str,
+                      who: str) -> None:
+    """DataError unless two named datasets hold the same images in the same order (``what``: 'ROI',
+    'target'; ``who``: who must share them, for the message)."""
+    (name_a, a), (name_b, b) = first, other
+    if len(b) != len(a) or (b.images is not a.images and b.images.fingerprint() != a.images.fingerprint()):
+        raise DataError(f"{what} {name_b!r} has a different image set than {what} {name_a!r} ({len(b)} vs "
+                        f"{len(a)} images): {who} must share the images, in the same order")
+
+
 def _check_responses(responses) -> np.ndarray:
     arr = np.asarray(responses, dtype=np.float32)
     if arr.ndim < 2:
