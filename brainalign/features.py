@@ -182,6 +182,7 @@ def _batches(model, imgs, tap, batch_size, pooling, preprocessing, dev, progress
                 out = {name: pool(tap.outputs[name], pooling).to("cpu", dtype) for name in tap.layers}
                 tap.clear()  # drop the device tensors before the next batch
                 yield idx, out
+                del out, x  # not held through the next forward pass (the caller may have let go)
     finally:
         model.train(was_training)
 

@@ -132,3 +132,17 @@ def test_bad_inputs(tiny, images):
         extract_features(tiny, images, dtype=torch.bfloat16, progress=False)
     with pytest.raises(LayerError):  # checked on the call, not on the first batch
         iter_features(tiny, images, ["V5"])
+
+
+def test_a_batch_let_go_is_freed_before_the_next_forward_pass(images):
+    """iter_features keeps no reference to the batch it yielded: a caller that drops it (as
+    model_rdms does) has it freed before the next forward pass, not after it."""
+    import weakref
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    refs, alive = [], []
+    net.register_forward_pre_hook(lambda module, inputs: alive.append([r() is not None for r in refs]))
+    for _, batch in iter_features(net, images[:6], ["0"], batch_size=2, progress=False):
+        refs.append(weakref.ref(batch["0"]))
+        del batch
+    assert alive == [[], [False], [False, False]]

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist
 
-from brainalign.errors import ConfigError, DataError
+from brainalign.errors import ConfigError, DataError, ResourceError
 from brainalign.rsa import RDMAccumulator, rdm
+from brainalign.rsa.compute import MemoryBudget
 
 
 @pytest.fixture
@@ -37,19 +38,51 @@ def test_matches_scipy_pdist(feats, method):
 
 @pytest.mark.parametrize("method", ["correlation", "cosine", "euclidean"])
 @pytest.mark.parametrize("spill", [False, True])
-def test_accumulator_image_batches_equal_full(feats, method, spill):
-    acc = RDMAccumulator(25, method, max_memory_bytes=0 if spill else 2**30)
+def test_accumulator_image_batches_equal_full(feats, method, spill, tmp_path):
+    acc = RDMAccumulator(25, method, max_memory_bytes=0 if spill else 2**30, tmp_dir=str(tmp_path))
     order = np.random.default_rng(1).permutation(25)
     for idx in np.array_split(order, 4):  # out of order, uneven batches
         acc.update(idx, feats[idx].reshape(len(idx), 3, 100))  # extra dims are flattened
-    if spill:
-        assert acc._spill_dir is not None
-    spill_dir = acc._spill_dir
+    assert (acc._spill is not None) == spill and (acc._rows is None) == spill
+    assert list(tmp_path.iterdir()) == []  # an unnamed file: nothing to leave behind, even if killed
     out = acc.result()
     np.testing.assert_allclose(out.vectors[0], pdist(feats, method), atol=1e-12, rtol=1e-9)
-    if spill:
-        import os
-        assert not os.path.exists(spill_dir)  # temporary rows removed
+    assert acc._spill is None  # the temporary file is closed (and so deleted)
+
+
+def test_spilled_rows_give_the_same_bits_as_rows_in_memory(feats):
+    """Rows on disk are read back exactly; batches are normalised row by row, so the batch size
+    (and the row blocks of a wide layer) do not change a single bit of the RDM."""
+    x = np.random.default_rng(3).normal(size=(25, 2**20 // 8 + 5)).astype(np.float32)  # 15-row float64 blocks
+    results = []
+    for budget, batches in ((2**30, 1), (0, 1), (0, 5), (2**30, 25)):
+        acc = RDMAccumulator(25, max_memory_bytes=budget)
+        for idx in np.array_split(np.arange(25), batches):
+            acc.update(idx, x[idx])
+        results.append(acc.result().vectors)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+def test_a_shared_budget_keeps_what_fits_and_spills_the_rest(feats):
+    budget = MemoryBudget(25 * 300 * 8 + 25 * 100 * 8)  # the first layer and one small one
+    accs = [RDMAccumulator(25, max_memory_bytes=budget) for _ in range(3)]
+    for acc, width in zip(accs, (300, 100, 100)):
+        acc.update(np.arange(25), feats[:, :width])
+    assert [a._spill is not None for a in accs] == [False, False, True]
+    assert budget.used == budget.total
+    for acc, width in zip(accs, (300, 100, 100)):
+        np.testing.assert_allclose(acc.result().vectors[0], pdist(feats[:, :width], "correlation"), atol=1e-12)
+    assert budget.used == 0  # result() gives the claims back
+    with pytest.raises(ConfigError, match=">= 0 bytes"):
+        MemoryBudget(-1)
+
+
+def test_spill_errors_name_the_folder(feats, tmp_path):
+    missing = tmp_path / "missing"
+    acc = RDMAccumulator(25, max_memory_bytes=0, tmp_dir=str(missing))
+    with pytest.raises(ResourceError, match="cannot create a temporary file .*missing.*tmp_dir="):
+        acc.update(np.arange(5), feats[:5])
 
 
 def test_accumulator_float32_rows_stay_within_1e6(feats):

@@ -5,10 +5,14 @@ Two ways to stream a large feature matrix X (n_images, n_features) without holdi
 
 * ``RDMAccumulator.update(indices, batch)`` -- image batches with complete features, as
   feature extraction produces them. Every pair of images needs both rows, so the rows must
-  be kept somewhere: they are normalised on arrival (centred + unit norm for correlation)
-  and kept in their own dtype (float32 stays float32) in memory or, above
-  ``max_memory_bytes``, in a temporary file on disk; ``result()`` forms the float64 Gram
-  feature chunk by feature chunk, so no float64 copy of the whole matrix ever exists.
+  be kept somewhere: they are normalised on arrival (a few rows at a time in float64:
+  centred + unit norm for correlation) and kept in their own dtype (float32 stays float32)
+  in memory or, when they do not fit the memory budget (``max_memory_bytes``, or a
+  :class:`MemoryBudget` shared by several accumulators), in an unnamed temporary file
+  written and read with plain file I/O (the page cache holds them, not the process, so
+  they do not count in its RSS as memory-mapped pages would); ``result()`` forms the
+  float64 Gram feature chunk by feature chunk, so no float64 copy of the whole matrix
+  ever exists.
 * ``RDMAccumulator.update_features(batch)`` -- feature chunks with all images (e.g. one
   channel block of a huge layer at a time). Here nothing but the (n, n) float64 Gram
   matrix and per-image sums is kept: X X^T = sum_k X_k X_k^T exactly.
@@ -16,21 +20,21 @@ Two ways to stream a large feature matrix X (n_images, n_features) without holdi
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from typing import Any, Mapping
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, ResourceError
 from ..resources import check_memory
 from .rdms import RDMs, triu_indices
 
-__all__ = ["rdm", "RDMAccumulator", "METHODS"]
+__all__ = ["rdm", "RDMAccumulator", "MemoryBudget", "METHODS"]
 
 METHODS = ("correlation", "cosine", "euclidean", "sqeuclidean")
 _CHUNK_BYTES = 64 * 2**20  # float64 working set per matmul operand
+_ROW_BLOCK_BYTES = 16 * 2**20  # float64 working set when normalising incoming rows
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -193,6 +197,85 @@ def _zero_message(idx) -> str:
             "drop them or use method='euclidean'")
 
 
+class MemoryBudget:
+    """Bytes of stored rows that the accumulators sharing this budget may keep in memory.
+
+    Each accumulator claims its rows' size (n_images x n_features x itemsize) on its first
+    batch; a claim that does not fit spills that accumulator's rows to disk instead, and
+    ``result()`` / ``close()`` give the claim back. One budget for all layers of a model
+    bounds the rows a model holds, whatever its number of layers.
+    """
+
+    def __init__(self, nbytes: int):
+        if int(nbytes) < 0:
+            raise ConfigError(f"a memory budget must be >= 0 bytes, got {nbytes}")
+        self.total = int(nbytes)
+        self.used = 0
+
+    def claim(self, nbytes: int) -> bool:
+        """Reserve ``nbytes`` if they fit (True), else reserve nothing (False)."""
+        if self.used + nbytes > self.total:
+            return False
+        self.used += nbytes
+        return True
+
+    def release(self, nbytes: int) -> None:
+        self.used = max(0, self.used - int(nbytes))
+
+
+class _RowFile:
+    """(n_rows, n_features) rows in an unnamed temporary file (deleted by the OS when closed,
+    also when the process dies), written row by row and read back as column chunks."""
+
+    def __init__(self, n_rows: int, n_features: int, dtype, tmp_dir: str | None):
+        self.shape, self.dtype = (n_rows, n_features), np.dtype(dtype)
+        self.row_bytes = n_features * self.dtype.itemsize
+        self.tmp_dir = tmp_dir or tempfile.gettempdir()
+        try:
+            self._file = tempfile.TemporaryFile(prefix="brainalign_rdm_", dir=tmp_dir)
+        except OSError as exc:
+            raise ResourceError(f"cannot create a temporary file for feature rows in {self.tmp_dir}: "
+                                f"{exc.strerror or exc}; give tmp_dir= a writable folder (or set TMPDIR)") from exc
+        self._fd = self._file.fileno()
+
+    def write(self, idx: np.ndarray, rows: np.ndarray) -> None:
+        """Store ``rows`` (b, n_features) at row positions ``idx`` (b,)."""
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        try:
+            for i, row in zip(idx, rows):
+                view, offset = memoryview(row).cast("B"), int(i) * self.row_bytes
+                while len(view):  # pwrite may write less than asked
+                    done = os.pwrite(self._fd, view, offset)
+                    view, offset = view[done:], offset + done
+        except OSError as exc:
+            self.close()
+            raise ResourceError(f"cannot write feature rows to a temporary file in {self.tmp_dir} "
+                                f"({exc.strerror or exc}; {_gib(self.shape[0] * self.row_bytes)} needed): free disk "
+                                "space there or give tmp_dir= (or TMPDIR) a folder with room") from exc
+
+    def read_columns(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Columns [start, stop) of every row: (n_rows, stop - start), into ``out`` if given."""
+        if out is None or out.shape[1] != stop - start:
+            out = np.empty((self.shape[0], stop - start), self.dtype)
+        for i in range(self.shape[0]):
+            view, offset = memoryview(out[i]).cast("B"), i * self.row_bytes + start * self.dtype.itemsize
+            while len(view):
+                done = os.preadv(self._fd, [view], offset)
+                if done == 0:
+                    raise DataError("the temporary file of feature rows was truncated while in use")
+                view, offset = view[done:], offset + done
+        return out
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.2f} GiB"
+
+
 class RDMAccumulator:
     """Builds one RDM over ``n_images`` images from streamed features.
 
@@ -201,8 +284,10 @@ class RDMAccumulator:
     Args:
         n_images: number of images (rows of the RDM).
         method: see :func:`rdm`.
-        max_memory_bytes: image-batch mode keeps normalised rows; above this size they go to
-            a temporary file on disk (``tmp_dir``) instead of memory.
+        max_memory_bytes: image-batch mode keeps normalised rows (n_images x n_features in
+            the features' dtype); rows that do not fit this many bytes go to an unnamed
+            temporary file in ``tmp_dir`` (default: the system's temporary folder) instead
+            of memory. An int, or a :class:`MemoryBudget` shared with other accumulators.
         descriptors / condition_descriptors: passed to the resulting :class:`RDMs`.
         device: where the float64 Gram products run (None/'auto': CUDA if available).
 
@@ -215,7 +300,7 @@ class RDMAccumulator:
     """
 
     def __init__(self, n_images: int, method: str = "correlation", *,
-                 max_memory_bytes: int = 512 * 2**20, tmp_dir: str | None = None,
+                 max_memory_bytes: "int | MemoryBudget" = 512 * 2**20, tmp_dir: str | None = None,
                  descriptors: Mapping[str, Any] | None = None,
                  condition_descriptors: Mapping[str, Any] | None = None, device: Any = None):
         if int(n_images) < 2:
@@ -225,7 +310,8 @@ class RDMAccumulator:
         check_memory(12.0 * self.n_images**2, f"an RDM of {self.n_images} images",
                      "compute RDMs on fewer images (a subset of the stimuli)")
         self.method = _check_method(method)
-        self.max_memory_bytes = int(max_memory_bytes)
+        self.budget = (max_memory_bytes if isinstance(max_memory_bytes, MemoryBudget)
+                       else MemoryBudget(max_memory_bytes))
         self.tmp_dir = tmp_dir
         self._descriptors = descriptors
         self._condition_descriptors = condition_descriptors
@@ -234,9 +320,11 @@ class RDMAccumulator:
         self._mode: str | None = None
         self._n_features: int | None = None
         # image mode
-        self._rows: np.ndarray | None = None
+        self._rows: np.ndarray | None = None  # in memory, or:
+        self._spill: _RowFile | None = None  # on disk
+        self._claimed = 0  # bytes of self.budget held by self._rows
+        self._dtype: np.dtype | None = None
         self._seen = np.zeros(self.n_images, bool)
-        self._spill_dir: str | None = None
         self._offset: np.ndarray | None = None
         # feature mode
         self._shift: np.ndarray | None = None
@@ -267,20 +355,26 @@ class RDMAccumulator:
             self._alloc_rows(x.shape[1], np.float64 if x.dtype == np.float64 else np.float32)
         elif x.shape[1] != self._n_features:
             raise DataError(f"batch has {x.shape[1]} features, earlier batches had {self._n_features}")
-        rows = self._normalise_rows(x, idx)
-        self._rows[idx] = rows
+        # a few rows at a time, so the float64 working copy stays small whatever the batch
+        step = max(1, _ROW_BLOCK_BYTES // (8 * x.shape[1]))
+        for start in range(0, len(idx), step):
+            rows = self._normalise_rows(x[start:start + step], idx[start:start + step])
+            if self._spill is not None:
+                self._spill.write(idx[start:start + step], rows)
+            else:
+                self._rows[idx[start:start + step]] = rows
         self._seen[idx] = True
 
     def _alloc_rows(self, n_features: int, dtype) -> None:
         nbytes = self.n_images * n_features * np.dtype(dtype).itemsize
-        if nbytes <= self.max_memory_bytes:
-            self._rows = np.zeros((self.n_images, n_features), dtype)
-        else:  # too big for memory: a disk-backed array, paged in chunk by chunk
-            self._spill_dir = tempfile.mkdtemp(prefix="brainalign_rdm_", dir=self.tmp_dir)
-            self._rows = np.memmap(os.path.join(self._spill_dir, "rows.dat"), dtype=dtype,
-                                   mode="w+", shape=(self.n_images, n_features))
+        if self.budget.claim(nbytes):
+            self._rows, self._claimed = np.zeros((self.n_images, n_features), dtype), nbytes
+        else:  # over the budget: plain file writes now, column chunks read back in result()
+            self._spill = _RowFile(self.n_images, n_features, dtype, self.tmp_dir)
+        self._dtype = np.dtype(dtype)
 
     def _normalise_rows(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Rows (b, n_features) -> the method's normalised rows in the stored dtype."""
         x64 = np.asarray(x, dtype=np.float64)
         _check_finite(x64, idx)
         if self.method == "correlation":
@@ -297,7 +391,7 @@ class RDMAccumulator:
             if self._offset is None:
                 self._offset = x64.mean(axis=0)
             x64 = x64 - self._offset
-        return x64.astype(self._rows.dtype, copy=False)
+        return x64.astype(self._dtype, copy=False)
 
     # --- feature chunks --------------------------------------------------------------------
     def update_features(self, batch: Any) -> None:
@@ -341,8 +435,14 @@ class RDMAccumulator:
             # slabs, so a disk-backed array streams); syrk halves the work of X X^T
             chunk = max(256, _CHUNK_BYTES // (8 * self.n_images))
             gram = np.zeros((self.n_images, self.n_images))
+            buf = None
             for start in range(0, self._n_features, chunk):
-                gram += self._matmul(self._rows[:, start:start + chunk])
+                stop = min(start + chunk, self._n_features)
+                if self._spill is not None:
+                    block = buf = self._spill.read_columns(start, stop, buf)
+                else:
+                    block = self._rows[:, start:stop]
+                gram += self._matmul(block)
             self.close()
         else:
             n_feat = self._features_seen
@@ -361,11 +461,14 @@ class RDMAccumulator:
                     condition_descriptors=self._condition_descriptors, measure=self.method)
 
     def close(self) -> None:
-        """Delete the temporary file of disk-backed rows (called by result())."""
+        """Free the stored rows: memory (back to the budget) or the temporary file (called
+        by result())."""
         self._rows = None
-        if self._spill_dir is not None:
-            shutil.rmtree(self._spill_dir, ignore_errors=True)
-            self._spill_dir = None
+        self.budget.release(self._claimed)
+        self._claimed = 0
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
     def __del__(self):
         try:
