@@ -5,9 +5,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from brainalign.cli import main
+from brainalign.errors import ConfigError
 
 
 @pytest.fixture
@@ -89,3 +91,73 @@ def test_labels_auto_uses_ground_truth_when_the_folders_have_it_and_says_when_no
     res = json.loads((out / "results.json").read_text())
     report = (out / "report.md").read_text()
     assert res["meta"]["labels"] == "model" and "not ground truth" in report and "as in the paper" not in report
+
+
+class _Linear(torch.nn.Module):
+    """images (n, 3, H, W) -> logits (n, k): a stand-in classifier, fast and deterministic."""
+
+    def __init__(self, k, seed=0):
+        super().__init__()
+        self.pool = torch.nn.AdaptiveAvgPool2d(4)
+        self.fc = torch.nn.Linear(48, k)
+        torch.nn.init.normal_(self.fc.weight, generator=torch.Generator().manual_seed(seed))
+
+    def forward(self, x):
+        return self.fc(self.pool(x).flatten(1))
+
+
+def test_synthetic_images_attack_their_ground_truth_classes_when_the_model_has_them():
+    from brainalign.analyses.robustness import attack_targets
+    from brainalign.evaluate.image_sources import load_image_source
+
+    src = load_image_source("synthetic", max_images=6)
+    assert src.class_labels is not None and len(src.class_labels) == 6 and src.n_label_classes >= 2
+    kw = dict(class_labels=src.class_labels, n_label_classes=src.n_label_classes, source=src.source)
+    truth = attack_targets(src.images, _Linear(src.n_label_classes), **kw)
+    assert truth.kind == "classes" and truth.ground_truth and np.array_equal(truth.labels, src.class_labels)
+    assert "ground truth" in truth.note and "not ground truth" not in truth.note
+    other = _Linear(1000)  # e.g. an ImageNet model: the coarse classes are not its classes
+    pred = attack_targets(src.images, other, reference_name="ref", **kw)
+    assert pred.kind == "model" and not pred.ground_truth and pred.reference == "ref"
+    with torch.inference_mode():
+        assert np.array_equal(pred.labels, other(src.images.load(np.arange(6))).argmax(1).numpy())
+    assert "not ground truth" in pred.note and "as in the paper" not in pred.note
+    with pytest.raises(ConfigError, match="--labels model"):
+        attack_targets(src.images, other, mode="folder", **kw)
+    assert attack_targets(src.images, _Linear(src.n_label_classes), mode="model", **kw).kind == "model"
+
+
+def test_robustness_is_a_registered_analysis_and_the_cli_runs_it(image_folder, tmp_path, monkeypatch):
+    from brainalign.analyses import AnalysisContext, analyses_for, get_analysis
+    from brainalign.analyses.robustness import AttackImages, Robustness
+    from brainalign.data.synthetic import cached_brain
+
+    analysis = get_analysis("robustness")
+    assert isinstance(analysis, Robustness)
+    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    targets = AttackImages(images, np.array([0, 1, 2, 1]), "classes", "ground truth: test labels", "tensor")
+    assert analysis.supports({"images": targets}) and analysis.stimuli({"images": targets}) == {}
+    assert "robustness" not in [a.name for a in analyses_for({1: cached_brain(0).eeg(1, "test")})]
+
+    class Src:
+        def __init__(self, label, seed):
+            self.label, self.model = label, _Linear(3, seed)
+
+    res = analysis.run(AnalysisContext(data={"images": targets}, models=[Src("a", 0), Src("b", 1)], out=tmp_path,
+                                       progress=False, log=lambda *a: None,
+                                       options={"classifier": lambda s: s.model, "eps": [0.0, 0.1]}))
+    assert [c.model for c in res.value] == ["a", "b"] and res.figures["robustness"].is_file()
+    assert res.json["labels"] == "classes" and "ground truth: test labels" in res.markdown
+    a0 = [r for r in res.rows if r["model"] == "a" and r["measure"] == "top1" and r["eps"] == 0.0]
+    with torch.inference_mode():
+        assert a0[0]["value"] == pytest.approx(float((Src("a", 0).model(images).argmax(1).numpy()
+                                                      == targets.labels).mean()))
+
+    calls = []
+    run = Robustness.run
+    monkeypatch.setattr(Robustness, "run", lambda self, ctx: calls.append(ctx) or run(self, ctx))
+    out = tmp_path / "cli"
+    assert main(["robustness", "cornet_tiny", "--no-pretrained", "--images", str(image_folder), "--eps", "0",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert len(calls) == 1 and calls[0].data["images"].kind == "folder"
+    assert json.loads((out / "results.json").read_text())["meta"]["ground_truth"] is True

@@ -14,12 +14,16 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 @dataclass
 class LabelledImages:
-    """images: ImageSet (n images); class_names: (n,) folder/concept name per image or None."""
+    """images: ImageSet (n images); class_names: (n,) folder/concept name per image or None;
+    class_labels: (n,) ground-truth class index per image in a label space of n_label_classes
+    classes (the synthetic brain's coarse classes), or None."""
 
     images: object
     class_names: np.ndarray | None
     source: str
     synthetic: bool = False
+    class_labels: np.ndarray | None = None
+    n_label_classes: int | None = None
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -42,6 +46,7 @@ def load_image_source(source: str | None, *, split: str = "test", image_size: in
         from .data_sources import is_synthetic_data
 
         out = LabelledImages(dataset.images, names, source or "synthetic", synthetic=is_synthetic_data(dataset))
+        out.class_labels, out.n_label_classes = _synthetic_classes(dataset, split)
     else:
         root = Path(source).expanduser()
         if not root.exists():
@@ -69,7 +74,22 @@ def load_image_source(source: str | None, *, split: str = "test", image_size: in
         keep = np.sort(np.random.default_rng(seed).permutation(n)[:max_images])
         out.images = out.images.subset(keep)
         out.class_names = None if out.class_names is None else out.class_names[keep]
+        out.class_labels = None if out.class_labels is None else out.class_labels[keep]
     return out
+
+
+def _synthetic_classes(dataset, split: str):
+    """(class index per image, number of classes) of a synthetic-brain dataset, else (None, None)."""
+    meta = getattr(dataset, "meta", None) or {}
+    if meta.get("source") != "synthetic" or "seed" not in meta:
+        return None, None
+    from ..data.synthetic import cached_brain
+
+    brain = cached_brain(int(meta["seed"]))
+    labels = brain.labels(split)
+    if len(labels) != len(dataset.images):  # not this brain's images: no ground truth to give
+        return None, None
+    return np.asarray(labels), len(brain.class_names())
 
 
 def _dataset_images(source, split: str):
@@ -109,7 +129,7 @@ def folder_labels(class_names: np.ndarray, n_classes: int) -> np.ndarray:
             raise ConfigError(f"the image folder has {len(uniq)} class folders but the model has {n_classes} "
                               "outputs, so folder names cannot be mapped to its classes: name the folders by "
                               "class index (0, 1, ...) or ImageNet WordNet id, or use --labels model (labels = "
-                              "the reference model's own predictions, as in the paper)")
+                              "the reference model's own clean predictions, not ground truth)")
         index = {u: i for i, u in enumerate(uniq)}
         labels = np.array([index[c] for c in class_names])
     if labels.min() < 0 or labels.max() >= n_classes:

@@ -1,11 +1,13 @@
 """``brainalign robustness``: accuracy under white-box attack for several models, figure + JSON.
 
-Labels are ground truth whenever the images have it: class folders (``labels='folder'``; the
-paper attacked ImageNet validation images with their labels). Images without labels (e.g.
-THINGS) can be scored against a reference model's own clean predictions (``labels='model'``:
-the first MODEL, normally the unaligned one, or ``reference``); the report then says that the
-labels are model predictions, not ground truth. ``labels='auto'`` (default) takes the folder
-labels when the source has class folders that map onto the models' classes, else the model's.
+Runs the registered ``robustness`` analysis (:mod:`brainalign.analyses.robustness`). Labels
+are ground truth whenever the images have it: class folders, or the synthetic brain's coarse
+classes for models with that many outputs (``labels='folder'``; the paper attacked ImageNet
+validation images with their labels). Images without labels (e.g. THINGS) can be scored
+against a reference model's own clean predictions (``labels='model'``: the first MODEL,
+normally the unaligned one, or ``reference``); the report then says that the labels are model
+predictions, not ground truth. ``labels='auto'`` (default) takes ground truth when it maps onto
+the models' classes, else the model's predictions.
 """
 from __future__ import annotations
 
@@ -14,16 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
+from ..analyses.robustness import LABEL_MODES, attack_targets
 from ..data.image_cache import accepts_image_cache
 from ..errors import ConfigError
+from ..io import default_cache_dir, prepare_output_dir
 from ..validation import check_int, check_seed
-from ..io import default_cache_dir
-from .image_sources import folder_labels, load_image_source
+from .image_sources import load_image_source
 from .model_sources import ModelSource, resolve_model, unique_labels
-from ..io import prepare_output_dir
-from .robustness import DEFAULT_EPS, PixelClassifier, RobustnessCurve, parse_eps, predict_labels, robustness_curve
+from .robustness import DEFAULT_EPS, PixelClassifier, RobustnessCurve, parse_eps
 
 
 @dataclass
@@ -49,19 +49,7 @@ def build_classifier(src: ModelSource, *, pretrained: bool = True, templates: st
     return PixelClassifier(src.model, spec.preprocessing if spec is not None else None, head)
 
 
-def _n_outputs(clf: PixelClassifier, images, device) -> int:
-    from ..device import resolve_device
-
-    dev = resolve_device(device)
-    with torch.inference_mode():
-        out = clf.to(dev).eval()(images.load([0]).to(dev))
-    if out.ndim != 2:
-        raise ConfigError(f"the model returns shape {tuple(out.shape)}, not (n, n_classes) logits: robustness "
-                          "needs a classifier (or an open_clip model for zero-shot classification)")
-    return int(out.shape[1])
-
-
-LABEL_SOURCES = ("auto", "folder", "model")
+LABEL_SOURCES = LABEL_MODES  # the --labels choices
 
 
 @accepts_image_cache  # image_cache=None|folder|False for every image file read
@@ -71,7 +59,7 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
                    out=None, overwrite: bool = False, pretrained: bool = True, device=None, seed: int = 0,
                    templates: str = "simple", cache_dir=None, progress: bool = True, log=print,
                    argv=None) -> RobustnessOutcome:
-    from . import figures
+    from ..analyses import AnalysisContext, get_analysis
     from ..io import provenance
     from .report import write_robustness_report
 
@@ -89,51 +77,33 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
     data = load_image_source(images, max_images=max_images, seed=seed)
     log(f"Images: {len(data.images)} from {data.source}")
     has_folders = data.class_names is not None and not data.synthetic
-    if labels == "folder" and not has_folders:
+    if labels == "folder" and not has_folders and data.class_labels is None:
         raise ConfigError("--labels folder needs a folder of class subfolders (root/<class>/<image>); this source "
                           "has no class folders: use --labels model")
     srcs = [resolve_model(m, pretrained=pretrained, device=device) for m in models]
     unique_labels(srcs)
-    clfs = [build_classifier(s, pretrained=pretrained, templates=templates, device=device, cache_dir=cache_dir,
-                             progress=progress, log=log) for s in srcs]
-    y = label_note = None
-    if labels in ("folder", "auto") and has_folders:
-        try:
-            y = folder_labels(data.class_names, _n_outputs(clfs[0], data.images, device))
-            labels, label_note = "folder", (f"ground truth from {len(set(data.class_names.tolist()))} class folders")
-        except ConfigError:
-            if labels == "folder":
-                raise
-    if y is None:
-        labels = "model"
-        if reference is not None and reference not in models:
-            ref_src = resolve_model(reference, pretrained=pretrained, device=device)
-            ref_clf = build_classifier(ref_src, pretrained=pretrained, templates=templates, device=device,
-                                       cache_dir=cache_dir, progress=progress, log=log)
-            ref_label = ref_src.label
-        else:
-            k = models.index(reference) if reference is not None else 0
-            ref_clf, ref_label = clfs[k], srcs[k].label
-        y = predict_labels(ref_clf, data.images, batch_size=batch_size, device=device)
-        label_note = (f"the clean top-1 predictions of {ref_label}, not ground truth (these images have no labels "
-                      "that map onto the models' classes)")
+
+    def classifier(src):
+        return build_classifier(src, pretrained=pretrained, templates=templates, device=device, cache_dir=cache_dir,
+                                progress=progress, log=log)
+
+    if reference is None or reference in models:  # the label model for labels='model' (and 'auto' without labels)
+        ref_src = srcs[models.index(reference) if reference is not None else 0]
     else:
-        ref_label = None
-    log(f"Labels: {label_note}")
-    curves = []
-    for src, clf in zip(srcs, clfs):
-        n_out = _n_outputs(clf, data.images, device)
-        if int(y.max()) >= n_out:
-            raise ConfigError(f"labels go up to class {int(y.max())} but {src.label} has {n_out} outputs: the models "
-                              "do not share one label space; compare models with the same classes")
-        log(f"{attack.upper()} on {src.label} ...")
-        c = robustness_curve(clf, data.images, y, eps=eps, attack=attack, steps=steps, step_size=step_size,
-                             batch_size=batch_size, device=device, seed=seed, name=src.label, progress=progress)
-        curves.append(c)
-    fig = figures.plot_robustness(curves, out_dir / "robustness.png")
-    meta = {"images": data.source, "n_images": len(data.images), "synthetic": data.synthetic, "labels": labels,
-            "label_reference": ref_label, "label_note": label_note, "attack": attack, "eps": eps, "pretrained": pretrained,
-            "model_args": list(models), "models": [s.describe() for s in srcs], "seed": seed,
+        ref_src = resolve_model(reference, pretrained=pretrained, device=device)
+    targets = attack_targets(data.images, classifier(ref_src), mode=labels,
+                             class_names=data.class_names if has_folders else None,
+                             class_labels=data.class_labels, n_label_classes=data.n_label_classes,
+                             source=data.source, synthetic=data.synthetic, reference_name=ref_src.label,
+                             batch_size=batch_size, device=device)
+    result = get_analysis("robustness").run(AnalysisContext(
+        data={"images": targets}, models=srcs, out=out_dir, seed=seed, progress=progress, log=log,
+        options={"classifier": classifier, "attack": attack, "eps": eps, "steps": steps, "step_size": step_size,
+                 "batch_size": batch_size, "device": device}))
+    curves, fig = result.value, result.figures["robustness"]
+    meta = {"images": data.source, "n_images": len(data.images), "synthetic": data.synthetic, "labels": targets.kind,
+            "ground_truth": targets.ground_truth, "label_reference": targets.reference, "label_note": targets.note,
+            "attack": attack, "eps": eps, "pretrained": pretrained, "model_args": list(models), "models": [s.describe() for s in srcs], "seed": seed,
             "provenance": provenance(argv)}
     if attack == "pgd":
         meta.update(steps=steps, step_size=step_size if step_size is not None else "2.5*eps/steps")

@@ -5,6 +5,8 @@ source with a training split (e.g. ``things-eeg2:ROOT``) and optionally an fMRI 
 ``shen:PATH``, its images via ``fmri_images``); robustness then attacks ``attack_images`` (a
 folder of class subfolders gives ground-truth labels, as the paper's ImageNet images) or else
 the EEG test images, scored against the unaligned model's own predictions (said in the report).
+On the synthetic brain the test images' coarse classes (the classes the starting model was
+trained on) are the ground truth.
 """
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ class ReproduceData:
     eeg_test: dict
     fmri_test: dict | None
     attack_images: object  # ImageSet (n, 3, H, W)
-    attack_class_names: np.ndarray | None  # (n,) ground-truth class names, None: use model predictions
+    attack_class_names: np.ndarray | None  # (n,) ground-truth class folder names, or None
     attack_source: str
+    attack_labels: np.ndarray | None = None  # (n,) ground-truth class indices in the starting model's classes
+    attack_n_classes: int | None = None  # the number of classes attack_labels index
     pretrain: tuple | None = None  # (ImageSet, labels) for the classifier stand-in (synthetic only)
 
     @property
@@ -43,8 +47,11 @@ def synthetic_data(s: ReproduceSettings) -> ReproduceData:
 
     brain = synthetic_brain(f"synthetic:{s.seed}", **{**s.synthetic, "n_subjects": s.n_subjects})
     subjects = list(range(1, s.n_subjects + 1))
-    images = brain.images("test")
+    images, classes = brain.images("test"), brain.labels("test")
+    n_classes = len(set(brain.labels("training").tolist()))  # the starting model's classes (training.py)
     keep = _attack_subset(len(images), s)
+    if classes.max() >= n_classes:  # a test class the classifier never learnt: no ground truth in its classes
+        classes = None
     return ReproduceData(
         description=f"synthetic brain (seed {s.seed}, {brain.config.n_train_concepts} training / "
                     f"{brain.config.n_test_concepts} held-out test concepts, {len(images)} test images)",
@@ -53,7 +60,8 @@ def synthetic_data(s: ReproduceSettings) -> ReproduceData:
         eeg_test={k: brain.eeg(k, "test", average_repetitions=False, zscore=s.zscore) for k in subjects},
         fmri_test={k: brain.fmri(k, "test") for k in subjects},
         attack_images=images.subset(keep) if keep is not None else images, attack_class_names=None,
-        attack_source=f"synthetic:{s.seed} test images", pretrain=(brain.images("training"), brain.labels("training")))
+        attack_source=f"synthetic:{s.seed} test images", pretrain=(brain.images("training"), brain.labels("training")),
+        attack_labels=classes if classes is None or keep is None else classes[keep], attack_n_classes=n_classes)
 
 
 def source_data(s: ReproduceSettings, eeg: str, *, fmri: str | None = None, fmri_images=None,

@@ -118,40 +118,33 @@ def fmri_scores(models: TrainedModels, labels, data, *, device=None, progress=Tr
 
 
 def robustness(s: ReproduceSettings, data, models: TrainedModels, *, device=None, progress=True, log=print):
-    """FGSM curves of the unaligned model and every beta-sweep model on the attack images.
+    """FGSM curves of the unaligned model and every beta-sweep model on the attack images, through
+    the registered ``robustness`` analysis.
 
-    Labels: ground truth when the attack images have class folders that map onto the model's
-    classes, else the unaligned model's clean top-1 predictions (said in ``label_note``).
+    Labels: ground truth when the attack images have it in the model's classes (class folders;
+    the synthetic brain's coarse classes), else the unaligned model's clean top-1 predictions
+    (said in ``label_note``). Returns ({label: [RobustnessCurve]}, label note, metric).
     """
-    from ...errors import ConfigError
-    from ..image_sources import folder_labels
-    from ..robustness import predict_labels, robustness_curve
-    from ..robustness_run import _n_outputs, build_classifier
+    from ...analyses import AnalysisContext, get_analysis
+    from ...analyses.robustness import attack_targets
+    from ..robustness_run import build_classifier
 
-    ref = build_classifier(models.unaligned, device=device, progress=False, log=log)
-    images = data.attack_images
-    n_classes = _n_outputs(ref, images, device)
-    labels = None
-    if data.attack_class_names is not None:
-        try:
-            labels = folder_labels(data.attack_class_names, n_classes)
-            note = f"ground truth from the class folders of {data.attack_source}"
-        except ConfigError:
-            labels = None
-    if labels is None:
-        labels = predict_labels(ref, images, device=device)
-        note = (f"the unaligned model's clean top-1 predictions on {data.attack_source} (not ground truth: these "
-                "images have no labels in the model's classes; the paper attacked labelled ImageNet images)")
-    metric = "top5" if n_classes >= 50 else "top1"  # top-5 of a handful of classes is nearly always right
-    log(f"  labels: {note}; metric {metric}")
+    def classifier(src):
+        return build_classifier(src, device=device, progress=False, log=log)
 
-    def curve(src):
-        clf = build_classifier(src, device=device, progress=False, log=log)
-        return robustness_curve(clf, images, labels, eps=s.eps, device=device, seed=s.seed, name=src.label,
-                                progress=False)
-
-    out = {"unaligned": [curve(models.unaligned)]}
-    for label in s.sweep_labels:
-        out[label] = [curve(models.personal[label][k]) for k in data.subjects]
-    return out, note, metric
-
+    d = data
+    targets = attack_targets(d.attack_images, classifier(models.unaligned), class_names=d.attack_class_names,
+                             class_labels=d.attack_labels, n_label_classes=d.attack_n_classes,
+                             source=d.attack_source, synthetic=d.synthetic, reference_name="the unaligned model",
+                             device=device)
+    metric = "top5" if targets.n_classes >= 50 else "top1"  # top-5 of a handful of classes is nearly always right
+    log(f"  labels: {targets.note}; metric {metric}")
+    order = [("unaligned", models.unaligned)] + [(label, models.personal[label][k]) for label in s.sweep_labels
+                                                 for k in data.subjects]
+    result = get_analysis("robustness").run(AnalysisContext(
+        data={"images": targets}, models=[src for _, src in order], out=None, seed=s.seed, progress=False,
+        log=lambda *a, **k: None, options={"classifier": classifier, "eps": s.eps, "device": device, "figure": False}))
+    out: dict = {}
+    for (label, _), curve in zip(order, result.value):
+        out.setdefault(label, []).append(curve)
+    return out, targets.note, metric
