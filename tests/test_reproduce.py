@@ -115,3 +115,31 @@ def test_paper_settings():
     s = ReproduceSettings().with_paper_settings()
     assert (s.zscore, s.align_epochs, s.align_lr, s.batch_size, s.seed) == ("global", 30, 2e-5, 16, 2023)
     assert s.sweep_labels == ["beta=1", "beta=10", "aligned", "beta=1000"]
+
+
+@pytest.mark.parametrize("argv, expected", [([], "feature"), (["--paper-settings"], "global"),
+                                            (["--paper-settings", "--zscore", "feature"], "feature"),
+                                            (["--zscore", "none"], None)])
+def test_zscore_option_reaches_the_eeg(monkeypatch, tmp_path, argv, expected):
+    """--paper-settings scales EEG as the paper's code (one mean/std per subject); --zscore overrides it."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import brainalign.evaluate.reproduce as reproduce
+    from brainalign.evaluate.reproduce.data import synthetic_data
+
+    seen = {}
+    monkeypatch.setattr(reproduce, "run_reproduce", lambda out, settings, **k: seen.setdefault(
+        "s", settings) and SimpleNamespace(verdict="", out=tmp_path))
+    assert main(["reproduce", "--quick", "--out", str(tmp_path / "o"), *argv]) == 0
+    s = seen["s"]
+    assert s.zscore == expected and s.paper_settings == ("--paper-settings" in argv)
+    d = synthetic_data(s)
+    train = d.eeg_train[1].responses  # (n_images, n_channels, n_times), trials z-scored then averaged
+    assert d.eeg_train[1].meta["zscore"] == expected and d.eeg_test[1].meta["zscore"] == expected
+    per_feature = np.abs(train.mean(axis=0)).max()
+    if expected == "feature":
+        assert per_feature < 1e-4
+    elif expected == "global":  # one mean over everything: 0 overall, not per channel x time point
+        assert abs(float(train.mean())) < 1e-4 and per_feature > 0.05

@@ -20,6 +20,10 @@ def register(subparsers) -> None:
     p.add_argument("--paper-settings", action="store_true",
                    help="the paper's choices: zscore='global' (one mean/std per subject), 30 epochs, lr 2e-5, "
                         "batch 16, betas 1/10/100/1000, seed 2023")
+    p.add_argument("--zscore", choices=["feature", "global", "none"], default=None,
+                   help="EEG scaling with the training split's statistics: per channel x time point ('feature', "
+                        "default) or one mean and std per subject ('global', the paper's code; the default of "
+                        "--paper-settings), or none")
     p.add_argument("--eeg", metavar="SOURCE", help="EEG with a training split, e.g. things-eeg2:ROOT (default: the "
                                                    "synthetic brain)")
     p.add_argument("--fmri", metavar="SOURCE", help="fMRI test data, e.g. shen:PATH")
@@ -52,10 +56,12 @@ def run(args) -> int:
     s = ReproduceSettings.quick(**kw) if args.quick else ReproduceSettings(**kw)
     if args.paper_settings:
         s = s.with_paper_settings()
-    if args.epochs is not None:
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if args.epochs is not None:
         s = replace(s, align_epochs=args.epochs)
+    if args.zscore is not None:
+        s = replace(s, zscore=None if args.zscore == "none" else args.zscore)
     outcome = run_reproduce(args.out, settings=s, eeg=args.eeg, fmri=args.fmri, fmri_images=args.fmri_images,
                             images=args.images, overwrite=args.overwrite, device=args.device,
                             cache_dir=args.cache_dir, progress=args.progress, log=log, argv=args.argv)
