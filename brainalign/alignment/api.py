@@ -188,7 +188,7 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
         if images_on_device:
             ds = ds._replace(images=ds.images.to_device(device))
         return _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preprocessing,
-                      {**cfg.to_dict(), "amp": resolve_amp(cfg.amp, device)}, progress)
+                      cfg.replace(amp=resolve_amp(cfg.amp, device)), progress)
     finally:
         if lock is not None:
             lock.release()
@@ -232,26 +232,27 @@ def _check_objective(objective, batch_size, contrastive, rank_temperature) -> st
     return label
 
 
-def _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preprocessing, settings, progress):
+def _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preprocessing, cfg: AlignConfig,
+           progress):
     # per-stage wall times (setup, teacher targets, training, saving): logged on rank 0 when progress
     # is on, and saved as stages.json in the run folder
     t_start = time.perf_counter()
     stages = Stages(log_fn=log if progress and ctx.is_main else None)
-    seed = settings["seed"]
+    seed, settings = cfg.seed, cfg.to_dict()  # (the dict: for the fingerprint and config.json)
     if preprocessing is None and spec is not None:
         preprocessing = spec.preprocessing
     start_sha = state_sha256(model)
     # every subject/run starts from a fresh copy: the caller's model is never modified
     student = copy.deepcopy(model).to(device)
-    if settings["train_backbone"]:
+    if cfg.train_backbone:
         _unfreeze(student, progress)
 
     # validation: concept-disjoint part of the *training* data (never the test set)
-    if settings["val_fraction"] > 0:
-        train_ds, val_ds = ds.split_by_concept(settings["val_fraction"], seed=seed)
+    if cfg.val_fraction > 0:
+        train_ds, val_ds = ds.split_by_concept(cfg.val_fraction, seed=seed)
     else:
         train_ds, val_ds = ds, None
-    min_batch = 2 if settings["contrastive"] else 1
+    min_batch = 2 if cfg.contrastive else 1
     if len(train_ds) < min_batch:
         raise DataError(f"only {len(train_ds)} training image(s) after the validation split; need at least "
                         f"{min_batch}: add data or lower val_fraction")
@@ -259,12 +260,12 @@ def _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preproc
     # task loss kind from the spec or the output of one dry run
     image_hw = tuple(train_ds.images.load([0]).shape[-2:])
     sample_out = None
-    if settings["task_loss"] == "auto" and spec is None:
+    if cfg.task_loss == "auto" and spec is None:
         with torch.no_grad():
             student.eval()
             x = train_ds.images.load([0, 0]).to(device)
             sample_out = model_output(student(preprocessing(x) if preprocessing is not None else x))
-    task_kind = resolve_task_loss(settings["task_loss"], spec, sample_out)
+    task_kind = resolve_task_loss(cfg.task_loss, spec, sample_out)
 
     backbone_name = spec.name if spec is not None else f"{type(model).__module__}.{type(model).__qualname__}"
     fp_inputs = {"backbone": backbone_name, "start_weights": start_sha, "layers": layers,
@@ -280,7 +281,7 @@ def _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preproc
 
     seed_everything(seed)  # the head's initialisation (and any dropout) follows the seed
     shapes = probe_layer_shapes(student, layers, image_hw, device, preprocessing)
-    make_head = lambda n: EncoderHead(shapes, n, settings["head_hidden"], settings["head_pooling"])  # noqa: E731
+    make_head = lambda n: EncoderHead(shapes, n, cfg.head_hidden, cfg.head_pooling)  # noqa: E731
     head = JointHead({t.name: make_head(t.stop - t.start) for t in joint}) if joint else make_head(ds.n_targets)
     # weights, gradients, Adam's two moments and the kept best-epoch copy: 5 float32 copies
     n_head = sum(p.numel() for p in head.parameters())
@@ -294,10 +295,10 @@ def _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preproc
         cache = out_dir / f"teacher_{name}.npz" if out_dir is not None and ctx.is_main else None
         return cached_teacher_targets(cache, f"{fp}:{name}", lambda: compute_teacher_targets(
             student, images, task_kind, preprocessing=preprocessing, device=device,
-            batch_size=max(2 * settings["batch_size"], 32)))
+            batch_size=max(2 * cfg.batch_size, 32)))
 
     train_targets = torch.as_tensor(train_ds.targets())
-    if settings["unpaired"]:
+    if cfg.unpaired:
         train_targets = train_targets[torch.as_tensor(_derangement(len(train_ds), seed))]
     stages.add("setup", time.perf_counter() - t_start)
     with stages("teacher targets"):
@@ -313,7 +314,7 @@ def _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preproc
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "layers": layers, "preprocessing": _preprocessing_desc(preprocessing),
         "head": head.config(), "n_targets": ds.n_targets, "response_shape": list(ds.response_shape),
-        "task_loss": task_kind, "settings": {**settings, "head_pooling": settings["head_pooling"]},
+        "task_loss": task_kind, "settings": {**settings, "head_pooling": cfg.head_pooling},
         **({"targets": [t.to_dict() for t in joint]} if joint else {}),
         "data": {"modality": ds.modality, "subject": None if ds.subject is None else str(ds.subject),
                  "n_images": len(ds), "n_train": len(train_ds), "n_val": 0 if val_ds is None else len(val_ds),
@@ -324,12 +325,7 @@ def _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preproc
     }
     if out_dir is not None and ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    ts = TrainSettings(beta=settings["beta"], epochs=settings["epochs"], batch_size=settings["batch_size"],
-                       lr=settings["lr"], optimizer=settings["optimizer"], seed=seed,
-                       contrastive=settings["contrastive"], rank_temperature=settings["rank_temperature"],
-                       task_kind=task_kind, amp=settings["amp"], progress=progress,
-                       train_backbone=settings["train_backbone"], channels_last=settings["channels_last"],
-                       compile=settings["compile"], objective=settings["objective"], targets=tuple(joint))
+    ts = TrainSettings(cfg, task_kind=task_kind, progress=progress, targets=tuple(joint))
     with stages("training"):
         outcome = train(student, head, layers, data, ts, preprocessing=preprocessing, ctx=ctx, out_dir=out_dir,
                         resume_state=resume_state, fingerprint=fp, backbone_name=backbone_name, config=config)

@@ -25,7 +25,7 @@ from ..taps import LayerTap
 from . import distributed, precision
 from .checkpoint import save_checkpoint, set_rng_state
 from .losses import spearman_rows
-from .objectives import DEFAULT_OBJECTIVE, ObjectiveBatch, build_objective
+from .objectives import ObjectiveBatch, build_objective
 from .tasks import get_task
 from .teacher import model_output
 
@@ -57,24 +57,21 @@ class AlignModule(nn.Module):
         return (out, pred, feats) if self.with_activations else (out, pred)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainSettings:
-    beta: float
-    epochs: int
-    batch_size: int
-    lr: float
-    optimizer: str
-    seed: int
-    contrastive: bool
-    rank_temperature: float
-    task_kind: str
-    amp: str | bool | None  # see precision.check_amp
-    progress: bool
-    train_backbone: bool = True
-    channels_last: bool = False
-    compile: bool = False
-    objective: object = DEFAULT_OBJECTIVE  # a name, 'a+b', a list or {name: weight}: see objectives
+    """What the loop needs: the run's :class:`~.config.AlignConfig` (its fields read as attributes:
+    ``s.beta``, ``s.epochs``, ...; ``amp`` already resolved for the device) plus what align()
+    works out before training."""
+
+    config: object  # AlignConfig
+    task_kind: str  # 'ce' | 'kl' | 'cosine' | 'none' (see tasks)
+    progress: bool = True
     targets: tuple = ()  # joint alignment: the .targets.Target of each dataset (empty: one target)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # copy/pickle probes
+            raise AttributeError(name)
+        return getattr(self.config, name)
 
 
 @dataclass
