@@ -97,3 +97,19 @@ def test_eeg_and_fmri_together_are_one_joint_run_per_subject(tmp_path, monkeypat
     assert "target_weights" in capsys.readouterr().err
     assert main(["align", "cornet_tiny", "--target-weights", "eeg=1", "--out", str(tmp_path / "x")]) == 2
     assert "give both --eeg and --fmri" in capsys.readouterr().err
+
+
+def test_training_options_come_from_align_config_and_are_checked_before_any_run(tmp_path, tiny_source, capsys):
+    from brainalign.alignment.config import AlignConfig
+    from brainalign.cli import build_parser
+
+    args = build_parser().parse_args(["align", "cornet_tiny"])
+    cfg = AlignConfig()
+    assert (args.epochs, args.batch_size, args.lr, args.seed, args.val_fraction, args.head_pooling, args.objective) == \
+        (cfg.epochs, cfg.batch_size, cfg.lr, cfg.seed, cfg.val_fraction, cfg.head_pooling, cfg.objective)
+    for bad, word in ((["--lr", "-1"], "lr"), (["--val-fraction", "1.5"], "val_fraction"),
+                      (["--objective", "rsaa"], "rsa")):
+        assert main(["align", "cornet_tiny", "--no-pretrained", *bad, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert word in err and len(err.strip().splitlines()) == 1
+    assert tiny_source == [] and not (tmp_path / "x").exists()  # nothing loaded, nothing written

@@ -94,3 +94,13 @@ class AlignConfig:
 
 def config_field_names() -> list[str]:
     return [f.name for f in fields(AlignConfig)]
+
+
+def config_default(name: str):
+    """The default of setting ``name`` (what the CLI's option defaults to)."""
+    return AlignConfig.__dataclass_fields__[name].default
+
+
+def config_help(name: str) -> str:
+    """The one-line help of setting ``name`` with its default (the CLI's option help)."""
+    return f"{AlignConfig.__dataclass_fields__[name].metadata['help']} (default {config_default(name)})"

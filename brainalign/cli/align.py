@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..alignment.grid import run_name  # noqa: F401 (old import path)
+from ..alignment.config import config_default, config_help
 from ..validation import int_type
 from ._options import add_image_cache_option, add_device_option, add_progress_option
 
@@ -25,17 +26,17 @@ def register(subparsers) -> None:
     p.add_argument("--beta", default="100", metavar="LIST", help="generation-loss weights, e.g. 1,10,100,1000 (default 100)")
     p.add_argument("--no-contrastive", action="store_true", help="control: drop the contrastive term (W/o ContLoss)")
     p.add_argument("--unpaired", action="store_true", help="control: pair each image with another image's EEG")
-    p.add_argument("--objective", default="realnet", metavar="NAME",
-                   help="alignment objective: realnet (default), rsa, cka, a plugin's, or a weighted sum such as "
-                        "realnet+0.5*rsa (see 'Alignment objectives' in the README)")
-    p.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per step (default 16)")
-    p.add_argument("--lr", type=float, default=2e-5, help="Adam learning rate (default 2e-5)")
-    p.add_argument("--seed", type=int, default=2023, help="seed (default 2023)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="fraction of training concepts held out to pick the best epoch (default 0.1)")
+    # the training settings: defaults and help come from AlignConfig, the one settings object
+    p.add_argument("--objective", default=config_default("objective"), metavar="NAME",
+                   help=config_help("objective") + "; see 'Alignment objectives' in the README")
+    p.add_argument("--epochs", type=int, default=config_default("epochs"), help=config_help("epochs"))
+    p.add_argument("--batch-size", type=int, default=config_default("batch_size"), help=config_help("batch_size"))
+    p.add_argument("--lr", type=float, default=config_default("lr"), help=config_help("lr"))
+    p.add_argument("--seed", type=int, default=config_default("seed"), help=config_help("seed"))
+    p.add_argument("--val-fraction", type=float, default=config_default("val_fraction"),
+                   help=config_help("val_fraction"))
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers feeding the head (default: the backbone's)")
-    p.add_argument("--head-pooling", default="flatten", help="flatten (reference), avg or adaptive<k> for big layers")
+    p.add_argument("--head-pooling", default=config_default("head_pooling"), help=config_help("head_pooling"))
     wg = p.add_mutually_exclusive_group()
     wg.add_argument("--weights", metavar="PATH", help="local weights file for the backbone")
     wg.add_argument("--no-pretrained", dest="pretrained", action="store_false",
@@ -104,10 +105,12 @@ def run(args) -> int:
 
 
 def align_options(args) -> dict:
-    """The ``align()`` keywords the command line sets (everything but the grid itself)."""
+    """The ``align()`` keywords the command line sets (everything but the grid itself), with the
+    training settings checked at once by building the AlignConfig they describe."""
+    from ..alignment.config import AlignConfig, config_field_names
     from ..alignment.targets import check_weights_setting
 
-    return dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    options = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                 val_fraction=args.val_fraction, layers=args.layers, head_pooling=args.head_pooling,
                 device=args.device, amp=args.amp, progress=args.progress, channels_last=args.channels_last,
                 compile=args.compile, images_on_device=args.images_on_device,
@@ -115,6 +118,8 @@ def align_options(args) -> dict:
                 **({"target_weights": check_weights_setting(args.target_weights)}
                    if getattr(args, "target_weights", None) else {}),
                 **({"image_cache": args.image_cache} if getattr(args, "image_cache", None) is not None else {}))
+    AlignConfig(**{k: v for k, v in options.items() if k in config_field_names()})  # bad values: exit 2 before any run
+    return options
 
 
 def _executor(args, out: Path):
