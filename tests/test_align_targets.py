@@ -7,7 +7,7 @@ from brainalign.alignment import AlignedModel, align, load_aligned
 from brainalign.alignment.config import AlignConfig
 from brainalign.alignment.targets import join_targets
 from brainalign.data.synthetic import SyntheticBrain
-from brainalign.errors import ConfigError, DataError
+from brainalign.errors import CheckpointError, ConfigError, DataError
 
 from align_helpers import FAST, TinyNet, tiny_dataset
 
@@ -94,3 +94,18 @@ def test_bad_joint_input_fails_before_work(pair):
     with pytest.raises(ConfigError, match="name=weight pairs"):
         AlignConfig(target_weights="eeg:1")
     assert AlignConfig(target_weights="eeg=1,fmri=0.5").target_weights == {"eeg": 1.0, "fmri": 0.5}
+
+
+def test_a_joint_run_resumes_bit_identical(pair, tmp_path):
+    eeg, fmri = pair
+    kw = dict(eeg=eeg, fmri=fmri, target_weights={"eeg": 2}, objective="realnet+0.5*rsa")
+    full = align(TinyNet(), LAYERS, **kw, **{**FAST, "epochs": 3}, out_dir=tmp_path / "full")
+    align(TinyNet(), LAYERS, **kw, **{**FAST, "epochs": 2}, out_dir=tmp_path / "part")
+    resumed = align(TinyNet(), LAYERS, **kw, **{**FAST, "epochs": 3}, out_dir=tmp_path / "part", resume=True)
+    a, b = _sd(full), _sd(resumed)
+    assert a.keys() == b.keys() and any(k.startswith("heads.fmri.") for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert "fmri/rsa" in resumed.history[-1]
+    with pytest.raises(CheckpointError, match="differs in: target_weights, targets"):  # other weights: not this run
+        align(TinyNet(), LAYERS, eeg=eeg, fmri=fmri, objective="realnet+0.5*rsa", **{**FAST, "epochs": 3},
+              out_dir=tmp_path / "part", resume=True)
