@@ -20,8 +20,8 @@ def demo_dir(tmp_path_factory):
 def test_demo_outputs(demo_dir, capsys):
     for name in ("report.md", "results.json", "results.csv", "demo_scores.json", "eeg_timecourses.png",
                  "eeg_best_layer.png", "fmri_rois.png", "models/unaligned.pt",
-                 "models/aligned_sub-01/aligned.pt", "models/aligned_sub-02/aligned.pt",
-                 "models/control_sub-01/aligned.pt"):
+                 "models/sub-01_beta-100/aligned.pt", "models/sub-02_beta-100/aligned.pt",
+                 "models/sub-01_beta-100_unpaired/aligned.pt", "models/runs.json", "models/runs.tsv"):
         assert (demo_dir / name).is_file(), name
     scores = json.loads((demo_dir / "demo_scores.json").read_text())
     assert set(scores["eeg"]) == {"unaligned", "aligned", "unpaired control"}
@@ -35,12 +35,12 @@ def test_demo_outputs(demo_dir, capsys):
 def test_robustness_on_demo_models(demo_dir, tmp_path):
     models = demo_dir / "models"
     out = tmp_path / "rob"
-    code = main(["robustness", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "aligned_sub-01"),
-                 str(models / "control_sub-01" / "aligned.pt"), "--images", "synthetic", "--eps", "0,0.03",
+    code = main(["robustness", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "sub-01_beta-100"),
+                 str(models / "sub-01_beta-100_unpaired" / "aligned.pt"), "--images", "synthetic", "--eps", "0,0.03",
                  "--max-images", "12", "--out", str(out), "--no-progress"])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
-    assert [c["model"] for c in res["curves"]] == ["unaligned", "aligned_sub-01", "control_sub-01"]
+    assert [c["model"] for c in res["curves"]] == ["unaligned", "sub-01_beta-100", "sub-01_beta-100_unpaired"]
     ref = res["curves"][0]
     assert ref["top1"][0] == 1.0  # labels are the reference (unaligned) model's own predictions
     for c in res["curves"]:
@@ -54,8 +54,8 @@ def test_robustness_on_demo_models(demo_dir, tmp_path):
 def test_variability_on_demo_models(demo_dir, tmp_path):
     models = demo_dir / "models"
     out = tmp_path / "var"
-    code = main(["variability", str(models / "aligned_sub-01"), str(models / "aligned_sub-02"),
-                 str(models / "control_sub-01"), "--out", str(out), "--no-progress"])
+    code = main(["variability", str(models / "sub-01_beta-100"), str(models / "sub-02_beta-100"),
+                 str(models / "sub-01_beta-100_unpaired"), "--out", str(out), "--no-progress"])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
     assert res["layers"] == ["V1", "V2", "V4", "IT"]
@@ -70,7 +70,7 @@ def test_personalised_model_for_the_wrong_subject_is_refused(demo_dir, tmp_path,
 
     # both subjects' folders hold subject 1's model
     for s in (1, 2):
-        shutil.copytree(demo_dir / "models" / "aligned_sub-01", tmp_path / f"sub-{s}")
+        shutil.copytree(demo_dir / "models" / "sub-01_beta-100", tmp_path / f"sub-{s}")
     tmpl = str(tmp_path / "sub-{subject}")
     code = main(["compare", "cornet_tiny", tmpl, "--subjects", "1,2", "--no-pretrained",
                  "--out", str(tmp_path / "c"), "--no-progress"])
@@ -81,13 +81,13 @@ def test_personalised_model_for_the_wrong_subject_is_refused(demo_dir, tmp_path,
 def test_compare_personalised_template(demo_dir, tmp_path):
     models = demo_dir / "models"
     out = tmp_path / "cmp"
-    code = main(["compare", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "aligned_sub-{subject:02d}"),
+    code = main(["compare", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "sub-{subject:02d}_beta-100"),
                  "--subjects", "1,2", "--eeg", "synthetic", "--out", str(out), "--no-progress"])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
-    assert res["eeg"]["models"] == ["unaligned", "aligned_sub-XX"]
+    assert res["eeg"]["models"] == ["unaligned", "sub-XX_beta-100"]
     per_subject = res["meta"]["models"][1]["personalised"]
-    assert [per_subject[s]["path"].split("/")[-2] for s in ("1", "2")] == ["aligned_sub-01", "aligned_sub-02"]
+    assert [per_subject[s]["path"].split("/")[-2] for s in ("1", "2")] == ["sub-01_beta-100", "sub-02_beta-100"]
     assert res["fmri"] is None  # only --eeg was given
 
 
@@ -102,6 +102,8 @@ def test_demo_reports_ratio_and_cluster_test(demo_dir):
     report = (demo_dir / "report.md").read_text()
     assert "EEG cluster test vs unaligned (3 subjects" in report and "ratio vs unaligned" in report
     assert not list(demo_dir.glob(".models*"))  # the staging folder is gone
+    runs = json.loads((demo_dir / "models" / "runs.json").read_text())  # the demo ran the align grid
+    assert [r["name"] for r in runs["runs"]] == [f"sub-0{s}_beta-100{c}" for s in (1, 2, 3) for c in ("", "_unpaired")]
 
 
 @pytest.mark.parametrize("existing", [False, True])

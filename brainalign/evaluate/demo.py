@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..alignment.grid import run_name
 from ..data._eeg import zscore_mode
 from ..errors import ConfigError
 from ..io import prepare_output_dir, write_json
@@ -145,7 +147,8 @@ def _publish_models(staging: Path, models_dir: Path) -> None:
 
 
 def _run_demo(out: Path, staging: Path, s: DemoSettings, *, device, progress, cache_dir, log) -> DemoOutcome:
-    from ..alignment import align, train_classifier
+    from ..alignment import load_aligned, train_classifier
+    from ..alignment.grid import run_grid
     from ..models.registry import load_backbone
     from ..seeding import seed_everything
     from .compare import compare_data
@@ -182,20 +185,18 @@ def _run_demo(out: Path, staging: Path, s: DemoSettings, *, device, progress, ca
 
     log(f"[3/4] Aligning to the EEG of subject(s) {', '.join(map(str, s.subjects))} "
         f"({s.align_epochs} epochs, beta {s.beta:g}, lr {s.align_lr:g}, z-score {s.zscore}) + the unpaired control ...")
+    # the same grid as `brainalign align` (run names, runs.json/runs.tsv), in-process from the trained stand-in
+    train = {subj: brain.eeg(subj, "training", zscore=s.zscore) for subj in s.subjects}
+    grid = run_grid(base, list(s.subjects), betas=[s.beta], controls=("none", "unpaired"), out=staging,
+                    source=train, modality="eeg", log=log, epochs=s.align_epochs, lr=s.align_lr,
+                    batch_size=s.batch_size, seed=s.seed, device=device, progress=progress)
     aligned, control, histories = {}, {}, {}
-    common = dict(beta=s.beta, epochs=s.align_epochs, lr=s.align_lr, batch_size=s.batch_size, seed=s.seed,
-                  device=device, progress=progress)
-    for subj in s.subjects:
-        train = brain.eeg(subj, "training", zscore=s.zscore)
-        for kind, store, unpaired in (("aligned", aligned, False), ("control", control, True)):
-            name = f"{kind}_sub-{int(subj):02d}"
-            res = align(base, eeg=train, unpaired=unpaired, **common)
-            res.save(staging / name / "aligned.pt")
-            write_json(staging / name / "history.json", res.history)
-            store[subj] = _src(res.model, name, models_dir / name / "aligned.pt", res.config)
-            histories[name] = res.history
-            log(f"      {kind} subject {subj}: best epoch {res.best_epoch}, val generation Spearman "
-                f"{res.history[res.best_epoch - 1].get('val_spearman', float('nan')):.3f}")
+    for row in grid.rows:
+        name = Path(row["folder"]).name
+        res = load_aligned(row["folder"], model=copy.deepcopy(base), device=device)
+        store = control if row["control"] == "unpaired" else aligned
+        store[row["subject"]] = _src(res.model, name, models_dir / name / "aligned.pt", res.config)
+        histories[name] = res.history
 
     log("[4/4] Comparing on the held-out test concepts (EEG + fMRI) ...")
     entries = [ModelEntry("unaligned", shared=_src(base, "unaligned")),
@@ -210,7 +211,7 @@ def _run_demo(out: Path, staging: Path, s: DemoSettings, *, device, progress, ca
                            n_permutations=s.n_permutations, seed=s.seed, progress=progress, log=log,
                            title="brainalign demo: aligned vs unaligned vs unpaired control")
     scores = demo_scores(outcome.eeg, outcome.fmri, s.window_ms)
-    model_files = [unaligned_path] + [models_dir / name / "aligned.pt" for name in sorted(histories)]
+    model_files = [unaligned_path] + [models_dir / name / "aligned.pt" for name in histories]
     _append_verdict(out / "report.md", scores, s, model_files, models_dir, time.time() - t0)
     write_json(out / "demo_scores.json", scores)
     return DemoOutcome(out=out, summary=summary_lines(scores, s, out, time.time() - t0), scores=scores,
@@ -278,6 +279,7 @@ def _append_verdict(report: Path, scores: dict, s: DemoSettings, model_files: li
     from ..io import atomic_write_text
 
     e, eb, f, ratio, p = (scores[k] for k in ("eeg", "eeg_best_layer", "fmri", "eeg_ratio", "eeg_cluster_p"))
+    first = s.subjects[0]
     ok_e = e["aligned"] > max(e["unaligned"], e["unpaired control"])
     ok_f = f["aligned"] > max(f["unaligned"], f["unpaired control"])
     w = "{:.0f}-{:.0f} ms".format(*s.window_ms)
@@ -304,9 +306,9 @@ def _append_verdict(report: Path, scores: dict, s: DemoSettings, model_files: li
               f"- unaligned: `{s.backbone}@{model_files[0]}` (backbone name @ weights file)",
               *(f"- `{q}`" for q in model_files[1:]), "",
               "```",
-              f"brainalign robustness {s.backbone}@{model_files[0]} {models_dir}/aligned_sub-{int(s.subjects[0]):02d} "
-              f"{models_dir}/control_sub-{int(s.subjects[0]):02d} --images synthetic:{s.seed}",
-              f"brainalign variability {' '.join(f'{models_dir}/aligned_sub-{int(x):02d}' for x in s.subjects)}"
+              f"brainalign robustness {s.backbone}@{model_files[0]} {models_dir}/{run_name(first, s.beta)} "
+              f"{models_dir}/{run_name(first, s.beta, unpaired=True)} --images synthetic:{s.seed}",
+              f"brainalign variability {' '.join(f'{models_dir}/{run_name(x, s.beta)}' for x in s.subjects)}"
               f" --images synthetic:{s.seed}",
               "```", "",
               f"Settings: {asdict(s)}; total {seconds:.0f} s."]
