@@ -102,7 +102,7 @@ def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None
             above at once (then give none of them as keywords).
         objective: what the neural term is (see :mod:`brainalign.alignment.objectives`):
             'realnet' (default: MSE + L_cont through the head), 'rsa' (layer batch RDMs vs the
-            neural batch RDM), 'cka' (linear CKA of each layer with the responses), any plugin's
+            neural batch RDM), 'cka' (unbiased linear CKA of each layer with the responses), any plugin's
             name, a sum 'realnet+rsa' / 'realnet+0.5*rsa', a list or a {name: weight} dict.
             The loss is ``L_task + beta * sum(weight * term)``; history rows hold every term.
         unpaired: train on deranged pairs (image i with the responses of image perm[i] of the
