@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 import copy
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ import numpy as np
 from ..alignment.grid import run_name
 from ..data._eeg import zscore_mode
 from ..errors import ConfigError
-from ..io import prepare_output_dir, write_json
+from ..io import atomic_directory, prepare_output_dir, write_json
 
 
 @dataclass
@@ -123,27 +121,14 @@ def run_demo(out=None, *, overwrite: bool = False, settings: DemoSettings | None
     out_path = Path(out).expanduser() if out is not None else None
     fresh = out_path is None or not out_path.exists() or (out_path.is_dir() and not any(out_path.iterdir()))
     out = prepare_output_dir(out, overwrite=overwrite, command="demo")
-    staging = Path(tempfile.mkdtemp(prefix=".models.partial-", dir=out))
-    try:
-        outcome = _run_demo(out, staging, s, device=device, progress=progress, cache_dir=cache_dir, log=log)
-        _publish_models(staging, out / "models")
+    try:  # models are staged in a hidden sibling folder, renamed to out/models only on success
+        with atomic_directory(out / "models", overwrite=True, option="--out") as staging:
+            outcome = _run_demo(out, staging, s, device=device, progress=progress, cache_dir=cache_dir, log=log)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         if fresh:  # the folder held nothing of the user's: leave no half-written report either
             shutil.rmtree(out, ignore_errors=True)
         raise
     return outcome
-
-
-def _publish_models(staging: Path, models_dir: Path) -> None:
-    """Move the staged models to ``models_dir``, replacing an older demo's models (with --overwrite)."""
-    old = None
-    if models_dir.exists():
-        old = models_dir.with_name(f".models.old-{os.getpid()}")
-        os.replace(models_dir, old)
-    os.replace(staging, models_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _run_demo(out: Path, staging: Path, s: DemoSettings, *, device, progress, cache_dir, log) -> DemoOutcome:
