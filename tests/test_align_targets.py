@@ -43,6 +43,8 @@ def test_joint_run_has_a_head_and_terms_per_target_and_round_trips(pair, tmp_pat
     assert res.predict(x, target="eeg").shape == (3, 12) and res.predict(x, target="fmri").shape == (3, 5)
     with pytest.raises(ConfigError, match="2 heads"):
         res.head
+    with pytest.raises(ConfigError, match=r"predict\(images, target=name\)"):
+        res.predict(x)
     back = load_aligned(tmp_path / "aligned.pt", model=TinyNet())
     assert list(back.heads) == ["eeg", "fmri"]
     assert torch.allclose(back.predict(x, target="fmri"), res.predict(x, target="fmri"))

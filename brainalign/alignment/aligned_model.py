@@ -87,7 +87,7 @@ class AlignedModel(nn.Module):
         """The encoder head of a single-target alignment (several targets: use ``heads[name]``)."""
         if len(self.heads) != 1:
             raise ConfigError(f"this model has {len(self.heads)} heads ({', '.join(self.heads)}): "
-                              "use aligned.heads[name]")
+                              "use aligned.heads[name], or aligned.predict(images, target=name)")
         return next(iter(self.heads.values()))
 
     @property
