@@ -1,7 +1,17 @@
-"""Peak RSS of ``compare`` with several backbones: models loaded one at a time (today) vs all
-loaded up front (the old path), each in a fresh process, on the same data.
+"""Peak RSS of ``compare`` with several backbones, each mode in a fresh process on the same data:
+
+  lazy            today: models loaded one at a time; each layer's stored feature rows share a
+                  64 MiB in-memory budget per model, the rest go to temporary files
+  rows-in-memory  the same, with every layer's rows kept in memory (the accumulator before
+                  the budget: the baseline of the rows' share of the peak)
+  eager           every model loaded before any features (the older path)
 
     python benchmarks/bench_compare_memory.py [--n-images 200] [--subjects 3] [--models cornet resnet101 clip]
+        [--modes lazy rows-in-memory eager]
+
+Each mode reports ru_maxrss (the process peak), the peak RSS within each compare stage (load,
+features, RSA, ...; VmRSS sampled every 20 ms) and the stage times, and whether its layer RDMs
+equal the first mode's bit for bit.
 
 Data: N random 224 px images and one precomputed RDM per subject (rsatoolbox HDF5 with a
 'subject' descriptor), so the figures measure the model side of compare (loading, feature
@@ -10,13 +20,18 @@ extraction, RDMs), which is what grows with the backbones. Random weights (offli
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+MODES = ("lazy", "rows-in-memory", "eager")
 
 
 def make_data(root: Path, n_images: int, n_subjects: int, seed: int = 0) -> tuple[Path, Path]:
@@ -37,22 +52,77 @@ def make_data(root: Path, n_images: int, n_subjects: int, seed: int = 0) -> tupl
     return root / "rdms.hdf5", images
 
 
+def _vm_rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class StagePeaks:
+    """Peak VmRSS (MiB) within each compare stage, sampled every ``interval`` s by a thread;
+    time outside any stage counts as 'other'."""
+
+    def __init__(self, interval: float = 0.02):
+        self.peaks: dict[str, float] = {}
+        self.current, self.interval, self._stop = "other", interval, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peaks[self.current] = max(self.peaks.get(self.current, 0.0), _vm_rss_mib())
+            self._stop.wait(self.interval)
+
+    def patch_stages(self):
+        """Make every ``Stages`` timer label the samples with its stage name."""
+        from brainalign.progress import Stages
+
+        timed = Stages.__call__
+
+        @contextlib.contextmanager
+        def labelled(stages, name):
+            before, self.current = self.current, name
+            try:
+                with timed(stages, name):
+                    yield
+            finally:
+                self.current = before
+
+        Stages.__call__ = labelled
+        return self
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 def run_mode(mode: str, models: list[str], rdms: Path, images: Path, out: Path, batch_size: int) -> dict:
     from brainalign.evaluate import compare as cmp
     from brainalign.evaluate import data_sources as ds
+    from brainalign.evaluate import models_rdm
 
+    if mode == "rows-in-memory":  # the baseline: no budget, every layer's rows in memory
+        models_rdm.ROWS_IN_MEMORY_BYTES = 2**50
     kw = dict(out=out, overwrite=True, batch_size=batch_size, progress=False, log=lambda *a: None)
     t0 = time.perf_counter()
-    if mode == "lazy":
-        o = cmp.run_compare(models, rdms=f"rdm:{rdms}", rdm_images=str(images), pretrained=False, **kw)
-    else:  # the old path: every model resolved (loaded) before any features
-        from brainalign.io import prepare_output_dir
+    with StagePeaks().patch_stages() as peaks:
+        if mode != "eager":
+            o = cmp.run_compare(models, rdms=f"rdm:{rdms}", rdm_images=str(images), pretrained=False, **kw)
+        else:  # the old path: every model resolved (loaded) before any features
+            from brainalign.io import prepare_output_dir
 
-        data = ds.load_rdm_subjects(f"rdm:{rdms}", None, images=str(images))
-        entries = cmp.resolve_entries(models, list(data), pretrained=False)
-        o = cmp.compare_data(entries, None, None, rdm_data=data, meta={}, out=prepare_output_dir(out, overwrite=True,
-                             command="compare"), batch_size=batch_size, progress=False, log=lambda *a: None)
+            data = ds.load_rdm_subjects(f"rdm:{rdms}", None, images=str(images))
+            entries = cmp.resolve_entries(models, list(data), pretrained=False)
+            o = cmp.compare_data(entries, None, None, rdm_data=data, meta={},
+                                 out=prepare_output_dir(out, overwrite=True, command="compare"),
+                                 batch_size=batch_size, progress=False, log=lambda *a: None)
     return {"mode": mode, "seconds": round(time.perf_counter() - t0, 1), "stages": o.stages,
+            "stage_peak_rss_mib": {k: round(v) for k, v in peaks.peaks.items()},
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
@@ -62,7 +132,7 @@ def main() -> None:
     p.add_argument("--subjects", type=int, default=3)
     p.add_argument("--models", nargs="+", default=["cornet", "resnet101", "clip"])
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--modes", nargs="+", default=["lazy", "eager"])
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--_child", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a._child:
@@ -74,13 +144,24 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench_compare_memory_"))
     make_data(root, a.n_images, a.subjects)
     print(f"{a.n_images} images x {a.subjects} subjects, models {' '.join(a.models)} (random weights), "
-          f"batch {a.batch_size}")
+          f"batch {a.batch_size}; load average {os.getloadavg()[0]:.1f}")
+    labels = {"lazy": "lazy (one model at a time, 64 MiB rows)", "rows-in-memory": "all rows in memory (baseline)",
+              "eager": "all models up front (old path)"}
+    peaks, first = {}, None
     for mode in a.modes:  # each in a fresh process: ru_maxrss is a per-process peak
         cmd = [sys.executable, __file__, "--models", *a.models, "--batch-size", str(a.batch_size),
                "--_child", f"{mode},{root}"]
         res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        label = "one model at a time" if mode == "lazy" else "all models up front (old path)"
-        print(f"{label:32s} peak RSS {res['peak_rss_mib']:8.1f} MiB  {res['seconds']:7.1f} s  stages {res['stages']}")
+        rsa = json.loads((root / f"out-{mode}" / "results.json").read_text())["rdms"]
+        first = first if first is not None else rsa
+        peaks[mode] = res["peak_rss_mib"]
+        print(f"{labels[mode]:42s} peak RSS {res['peak_rss_mib']:8.1f} MiB  {res['seconds']:7.1f} s  "
+              f"same results as {a.modes[0]}: {rsa == first}")
+        print(f"{'':42s} stage peaks (MiB) {res['stage_peak_rss_mib']}")
+        print(f"{'':42s} stage times (s)   {res['stages']}")
+    for mode in a.modes[1:]:
+        print(f"peak RSS {a.modes[0]} / {mode}: {peaks[a.modes[0]] / peaks[mode]:.2f}")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -5,18 +5,19 @@ import numpy as np
 
 from .model_sources import ModelSource
 
-ROWS_IN_MEMORY_BYTES = 256 * 2**20  # stored feature rows a model may keep in memory, all layers together
+ROWS_IN_MEMORY_BYTES = 64 * 2**20  # stored feature rows a model may keep in memory, all layers together
 
 
 def model_rdms(source: ModelSource, images, *, method: str = "correlation", pooling: str = "flatten",
                batch_size: int = 32, device=None, progress: bool = True,
-               rows_in_memory_bytes: int = ROWS_IN_MEMORY_BYTES) -> np.ndarray:
+               rows_in_memory_bytes: int | None = None) -> np.ndarray:
     """float64 (n_layers, n_pairs) upper-triangle RDMs of ``source``'s layers on ``images``.
 
     Features are streamed one image batch at a time into one RDMAccumulator per layer, so
     a layer's full (n_images, n_features) matrix is never held in memory: the layers share
-    one budget of ``rows_in_memory_bytes`` for their stored rows, and rows beyond it go to
-    temporary files (plain writes; the page cache holds them, not this process).
+    one budget of ``rows_in_memory_bytes`` (None: ``ROWS_IN_MEMORY_BYTES``, 64 MiB) for their
+    stored rows, and rows beyond it go to temporary files (plain writes; the page cache holds
+    them, not this process).
     images: ImageSet / NeuralDataset / (n, 3, H, W) tensor in [0, 1].
     """
     from ..features import iter_features
@@ -24,7 +25,7 @@ def model_rdms(source: ModelSource, images, *, method: str = "correlation", pool
     from ..rsa.compute import MemoryBudget
 
     n = len(images.images if hasattr(images, "images") and hasattr(images, "responses") else images)
-    budget = MemoryBudget(rows_in_memory_bytes)
+    budget = MemoryBudget(ROWS_IN_MEMORY_BYTES if rows_in_memory_bytes is None else rows_in_memory_bytes)
     accs = {layer: RDMAccumulator(n, method, max_memory_bytes=budget) for layer in source.layers}
     for idx, batch in iter_features(source.model, images, source.layers, batch_size=batch_size,
                                     pooling=pooling, device=device, progress=progress):
