@@ -47,7 +47,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -57,6 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError, OutputExistsError
+from ..io import atomic_write, write_json
 from ..resources import check_memory
 from ._eeg import DEFAULT_CHANNELS, DEFAULT_TIME_WINDOW, check_split, channel_indices, select_trials, time_indices, \
     zscore_stats
@@ -611,16 +611,14 @@ class SyntheticBrain:
                          overwrite)
             meta[f"{short}_img_files"] = files
             meta[f"{short}_img_concepts"] = concepts
-        np.save(root / "image_set" / "image_metadata.npy", meta, allow_pickle=True)
+        _save_pickled(root / "image_set" / "image_metadata.npy", meta)
         for s in subjects:
             d = root / "preprocessed_data" / f"sub-{s:02d}"
-            d.mkdir(parents=True, exist_ok=True)
             for split in SPLITS:
-                np.save(d / f"preprocessed_eeg_{split}.npy",
-                        {"preprocessed_eeg_data": self.eeg_trials(s, split),
-                         "ch_names": list(self.config.channel_names), "times": self.config.times},
-                        allow_pickle=True)
-        (root / "synthetic_config.json").write_text(json.dumps(asdict(self.config), indent=1))
+                _save_pickled(d / f"preprocessed_eeg_{split}.npy",
+                              {"preprocessed_eeg_data": self.eeg_trials(s, split),
+                               "ch_names": list(self.config.channel_names), "times": self.config.times})
+        write_json(root / "synthetic_config.json", asdict(self.config))
         return root
 
     def write_shen(self, root, *, images_dir=None, subjects=None, overwrite: bool = False,
@@ -771,6 +769,11 @@ def _refuse_existing(paths, overwrite: bool) -> None:
                                 "(CLI: --overwrite) or choose another output folder")
 
 
+def _save_pickled(path: Path, obj) -> None:
+    """np.save of a pickled object (the THINGS-EEG2 release's format), written atomically."""
+    atomic_write(path, lambda fh: np.save(fh, obj, allow_pickle=True))
+
+
 def _save_images(images: torch.Tensor, paths: list[Path], overwrite: bool) -> None:
     from PIL import Image
 
@@ -778,9 +781,9 @@ def _save_images(images: torch.Tensor, paths: list[Path], overwrite: bool) -> No
     for a, p in zip(arr, paths):
         if p.exists() and not overwrite:
             raise OutputExistsError(f"image {p} exists: pass overwrite=True or choose another output folder")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        kw = {"quality": 95} if p.suffix.lower() in (".jpg", ".jpeg") else {}
-        Image.fromarray(a).save(p, **kw)
+        fmt = Image.registered_extensions().get(p.suffix.lower())
+        kw = {"quality": 95} if fmt == "JPEG" else {}
+        atomic_write(p, lambda fh, a=a: Image.fromarray(a).save(fh, format=fmt, **kw))
 
 
 _BRAINS: dict = {}
