@@ -132,3 +132,25 @@ def test_local_processes_and_submitit_local_executor(tmp_path):
     res = run_grid("cornet_tiny", [1], [10, 100], executor=Submitit(cluster="local", timeout_min=10), **kw)
     assert [r["status"] for r in res.rows] == ["skipped", "trained"]
     assert (tmp_path / "slurm-logs").is_dir() and (tmp_path / "sub-01_beta-100" / "aligned.pt").is_file()
+
+
+def test_each_local_worker_keeps_one_device_slot(monkeypatch):
+    """LocalParallel gives each worker process one slot (a GPU, or a CPU share) for its life: runs finishing
+    out of order never put two runs on one GPU while another idles."""
+    import queue
+
+    import torch
+
+    from brainalign.alignment import LocalParallel, executors
+    from brainalign.alignment.grid import RunTask
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    slots = LocalParallel(3)._plan()
+    assert [s["device"] for s in slots] == ["cuda:0", "cuda:1", "cuda:0"]
+    q = queue.Queue()
+    q.put(slots[1])
+    executors._take_slot(q)  # what a worker does once, at start
+    task = RunTask("r", "/tmp/r", 1, 10.0, True, False, "cornet_tiny", align_options={"epochs": 1})
+    seen = [executors._run_in_slot(lambda t: t.align_options, task) for _ in range(2)]
+    assert seen == [{"epochs": 1, "device": "cuda:1"}] * 2 and task.align_options == {"epochs": 1}

@@ -62,16 +62,36 @@ class LocalParallel:
     def run(self, tasks, fn):
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        from dataclasses import replace
 
         if not tasks:
             return
-        slots = self._plan()
-        pinned = [replace(t, align_options={**t.align_options, **slots[i % len(slots)]}) for i, t in enumerate(tasks)]
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(fn, t) for t in pinned]
+        n = min(self.jobs, len(tasks))
+        ctx = mp.get_context("spawn")
+        # one slot (device / CPU share) per worker process for its whole life, so two runs never
+        # share a GPU while another GPU idles, whatever order the runs finish in
+        slots = ctx.Queue()
+        for slot in self._plan()[:n]:
+            slots.put(slot)
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_take_slot, initargs=(slots,)) as pool:
+            futures = [pool.submit(_run_in_slot, fn, t) for t in tasks]
             for fut in as_completed(futures):
                 yield fut.result()
+
+
+_WORKER_SLOT: dict = {}
+
+
+def _take_slot(slots) -> None:
+    """Worker initializer: this process's device / thread settings."""
+    _WORKER_SLOT.clear()
+    _WORKER_SLOT.update(slots.get())
+
+
+def _run_in_slot(fn, task):
+    """``fn(task)`` with the worker's slot merged into the task's align options."""
+    from dataclasses import replace
+
+    return fn(replace(task, align_options={**task.align_options, **_WORKER_SLOT}))
 
 
 class _Checkpointable:
