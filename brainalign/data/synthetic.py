@@ -789,6 +789,15 @@ def _save_images(images: torch.Tensor, paths: list[Path], overwrite: bool) -> No
 _BRAINS: dict = {}
 
 
+def brain_at(location: str | None = None, **overrides) -> SyntheticBrain:
+    """The shared brain of the source 'synthetic[:SEED]'; ``location`` is the SEED text (None: seed 0)."""
+    try:
+        seed = int(location) if location else 0
+    except ValueError:
+        raise DataError(f"'synthetic:{location}': the part after ':' is the seed and must be an integer") from None
+    return cached_brain(seed, **overrides)
+
+
 def cached_brain(seed: int = 0, **overrides) -> SyntheticBrain:
     """A shared SyntheticBrain per (seed, overrides): repeated loads reuse images and trials."""
     key = (int(seed), tuple(sorted((k, v if not isinstance(v, list) else tuple(v)) for k, v in overrides.items())))

@@ -8,7 +8,6 @@ subjects a source holds, its loader and its modality come from the dataset's spe
 from __future__ import annotations
 
 from ..data.subjects import parse_subjects  # noqa: F401 (re-exported for old imports)
-from ..errors import DataError
 
 
 def is_synthetic(source) -> bool:
@@ -41,15 +40,9 @@ def synthetic_brain(source: str | None = None, **overrides):
     Brains are deterministic in their config, so one instance per config is kept per
     process (building one takes seconds).
     """
-    from ..data.synthetic import cached_brain
+    from ..data.synthetic import brain_at
 
-    seed = 0
-    if source and ":" in source:
-        try:
-            seed = int(source.split(":", 1)[1])
-        except ValueError as exc:
-            raise DataError(f"synthetic source must be 'synthetic' or 'synthetic:SEED' (an integer), got {source!r}") from exc
-    return cached_brain(seed, **overrides)
+    return brain_at(source.partition(":")[2] if source else None, **overrides)
 
 
 def default_subjects(source: str | None, brain=None, *, modality: str | None = None) -> list:

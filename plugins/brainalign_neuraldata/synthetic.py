@@ -8,22 +8,16 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from brainalign.errors import DataError
-
 from .files import plural
 
 
 def _brain(location, kw: dict):
-    from brainalign.data.synthetic import SyntheticConfig, cached_brain
+    from brainalign.data.synthetic import SyntheticConfig, brain_at
 
-    try:
-        seed = int(location) if location else 0
-    except ValueError:
-        raise DataError(f"'synthetic:{location}': the part after ':' is the seed and must be an integer") from None
     names = {f.name for f in fields(SyntheticConfig)}
     overrides = {k: kw.pop(k) for k in list(kw) if k in names}
     overrides.pop("seed", None)
-    return cached_brain(seed, **overrides), kw
+    return brain_at(location, **overrides), kw
 
 
 def _eeg(location, subject, split="test", **kw):
