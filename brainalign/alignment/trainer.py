@@ -69,7 +69,7 @@ class TrainSettings:
     targets: tuple = ()  # joint alignment: the .targets.Target of each dataset (empty: one target)
 
     def __getattr__(self, name: str):
-        if name.startswith("__"):  # copy/pickle probes
+        if name.startswith("__") or name == "config":  # copy/pickle probes, or no config set yet
             raise AttributeError(name)
         return getattr(self.config, name)
 
