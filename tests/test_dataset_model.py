@@ -168,3 +168,18 @@ def test_split_by_concept_and_trials_keep_working():
     fmri = NeuralDataset(IMAGES, np.zeros((6, 7)), RNG.normal(size=(6, 2, 7)), modality="fmri")
     assert fmri.trials().shape == (6, 2, 7, 1)
     assert "meg" in repr(ds) and "rois=['V1']" in repr(NeuralDataset(IMAGES, np.zeros((6, 2)), roi="V1"))
+
+
+@pytest.mark.parametrize("shape", [(300, 7, 5, 11), (300, 7, 2, 1), (1000, 3, 3), (300, 7, 1, 1)])
+def test_zscore_statistics_in_blocks_equal_numpy_bit_for_bit(shape):
+    """A training split's statistics are summed a few trials at a time (no float64 copy of the
+    whole split) and still equal NumPy's float64 mean/std exactly."""
+    from brainalign.data._eeg import _feature_stats
+
+    x = (np.random.default_rng(0).standard_normal(shape) * 10 + 3).astype(np.float32)
+    x64 = x.astype(np.float64)
+    for block_bytes in (8, 1000, 2**30):  # one row per block, several, everything at once
+        mean, std, peak = _feature_stats(x, block_bytes)
+        np.testing.assert_array_equal(mean, x64.mean(axis=(0, 1)))
+        np.testing.assert_array_equal(std, x64.std(axis=(0, 1)))
+        assert peak == np.abs(x64).max()
