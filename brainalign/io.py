@@ -15,6 +15,9 @@ Rules this module enforces, so no other module has to:
   (:func:`output_errors`).
 * **One writer per run folder.** :class:`RunLock` refuses a second process and takes over
   the lock of a process that died.
+* **Nothing left by a failure.** :func:`new_folders_removed_on_failure` removes the folders
+  a failed command created and left empty (an output folder made before a later error);
+  :func:`check_free_space` refuses a write the disk cannot hold, before it starts.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import socket
 import sys
 import tempfile
@@ -44,7 +48,8 @@ LOCK_NAME = ".brainalign.lock"
 __all__ = ["atomic_write", "atomic_directory", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "write_json",
            "read_json", "to_jsonable", "provenance", "versions", "default_cache_dir", "content_key",
            "save_arrays", "load_arrays", "cached_arrays", "prepare_output_dir", "default_out_dir",
-           "ensure_dir", "output_errors", "RunLock", "CACHE_VERSION"]
+           "ensure_dir", "output_errors", "RunLock", "CACHE_VERSION", "new_folders_removed_on_failure",
+           "check_free_space"]
 
 
 # --- output-path errors -------------------------------------------------------------------
@@ -105,6 +110,63 @@ def ensure_dir(path, option: str | None = None) -> Path:
         if not os.access(path, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, "permission denied", str(path))
     return path
+
+
+def _new_root(path: Path) -> Path:
+    """``path`` if it exists, else its topmost missing ancestor (what ``mkdir(parents=True)`` creates)."""
+    root = path
+    while not root.parent.exists() and root.parent != root:
+        root = root.parent
+    return root
+
+
+def _folders(root: Path) -> set[str]:
+    if not root.is_dir() or root.is_symlink():
+        return set()
+    return {str(root)} | {os.path.join(d, n) for d, names, _ in os.walk(root) for n in names}
+
+
+@contextlib.contextmanager
+def new_folders_removed_on_failure(*paths) -> Iterator[None]:
+    """If the block fails, remove the folders under ``paths`` that it created and left empty.
+
+    A command makes its output folder before the work that may fail (so an unwritable
+    ``--out`` fails early); this undoes that folder, and any empty sub-folder or missing
+    parent it made, when a later step fails. Folders that existed before, and every folder
+    that holds a file (a checkpoint to resume from, a partial report), are kept. ``None``
+    entries are ignored.
+    """
+    roots = {}
+    for p in paths:
+        if p is None or p is False or str(p) == "":
+            continue
+        root = _new_root(Path(p).expanduser().absolute())
+        roots[root] = _folders(root)
+    try:
+        yield
+    except BaseException:
+        for root, before in roots.items():
+            after = _folders(root)
+            for folder in sorted(after - before, key=lambda f: f.count(os.sep), reverse=True):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)  # only succeeds when empty
+        raise
+
+
+def check_free_space(path, need_bytes: float, what: str, fix: str, option: str | None = None) -> None:
+    """OutputError when the file system of ``path`` (or its nearest existing parent) has less
+    than ``need_bytes`` free: raised before writing, with the estimate and the fix."""
+    probe = Path(path).expanduser().absolute()
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return  # unknown: let the writes report any problem
+    if need_bytes > free:
+        with_option = f" with {option}" if option else ""
+        raise OutputError(f"{what} needs about {need_bytes / 1e9:.3g} GB of disk space, but {probe} has "
+                          f"{free / 1e9:.3g} GB free: {fix}, or choose a folder on a larger disk{with_option}")
 
 
 # --- atomic writes ----------------------------------------------------------------------------
@@ -173,8 +235,6 @@ def atomic_directory(path, *, overwrite: bool = False, option: str | None = None
     then replaced as a whole, and put back if the swap fails. OSErrors become OutputError
     naming ``option``.
     """
-    import shutil
-
     path = Path(path).expanduser()
     with_option = f" with {option}" if option else ""
     if path.exists() and not path.is_dir():

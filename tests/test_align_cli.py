@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import brainalign.data.registry as data_registry
+from brainalign.alignment import grid
 from brainalign.alignment import load_aligned
 from brainalign.cli import main
 from brainalign.cli.align import run_name
@@ -24,6 +25,7 @@ def tiny_source(monkeypatch):
                              concepts=np.repeat(list("abcdefgh"), 2))
 
     monkeypatch.setattr(data_registry, "load_eeg_source", fake)
+    monkeypatch.setattr(grid, "_CACHE", {})  # no dataset kept from another test's grid
     return calls
 
 

@@ -18,10 +18,19 @@ from brainalign.errors import ConfigError, DataError
     (["robustness", "cornet_tiny", "--seed", "-3"], "--seed must be between 0"),
     (["robustness", "cornet_tiny", "--steps", "abc"], "--steps must be an integer"),
     (["variability", "cornet_tiny", "cornet_tiny", "--max-images", "2"], "--max-images must be >= 3"),
+    (["align", "cornet_tiny", "--seed", "-1"], "seed must be between 0"),
+    (["align", "cornet_tiny", "--lr", "abc"], "'abc'"),
+    (["align", "cornet_tiny", "--lr", "-1"], "lr must be > 0"),
+    (["align", "cornet_tiny", "--lr", "nan"], "lr must be a finite number"),
+    (["align", "cornet_tiny", "--epochs", "0"], "epochs must be"),
+    (["align", "cornet_tiny", "--batch-size", "0"], "batch_size must be >= 1"),
+    (["synth", "--seed", "-1"], "--seed must be between 0"),
+    (["synth", "--subjects", "0"], "--subjects must be >= 1"),
+    (["synth", "--snr", "0"], "--snr must be > 0"),
 ])
 def test_cli_bad_numbers_are_one_line(tmp_path, capsys, argv, needle):
     out = tmp_path / "o"
-    assert main([*argv, "--out", str(out), "--no-pretrained"]) == 2
+    assert main([*argv, "--out", str(out), *(["--no-pretrained"] if argv[0] != "synth" else [])]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()

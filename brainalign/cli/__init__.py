@@ -2,8 +2,9 @@
 
 Each sub-command lives in its own module of this package with a ``register(subparsers)``
 function that adds its parser and sets ``func`` (called with the parsed args; returns an
-exit code or None). User errors (:class:`BrainAlignError`, argument errors) print one line
-and exit with code 2.
+exit code or None). User errors (:class:`BrainAlignError`, argument errors, file-system
+errors such as a read-only or full disk) print one line and exit with code 2; a failed
+command leaves no new empty output folder behind.
 """
 from __future__ import annotations
 
@@ -30,6 +31,19 @@ class _Parser(argparse.ArgumentParser):
 def _one_line(exc: BaseException) -> str:
     """The error message on one line (multi-line messages are joined)."""
     return " ".join(str(exc).split("\n")).strip() or type(exc).__name__
+
+
+# Options naming folders a command may create (see _created_folders).
+OUTPUT_OPTIONS = ("out", "out_dir", "cache_dir", "image_cache")
+DEFAULT_RESULTS = "brainalign-results"  # where commands put their output without --out
+
+
+def _created_folders(args) -> list:
+    """The folders this command may create, to remove again (when left empty) if it fails."""
+    paths = [getattr(args, k) for k in OUTPUT_OPTIONS if isinstance(getattr(args, k, None), str)]
+    if hasattr(args, "out") and args.out is None:
+        paths.append(DEFAULT_RESULTS)
+    return paths
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         from ..data.image_cache import use_image_cache
+        from ..io import new_folders_removed_on_failure
 
-        with use_image_cache(getattr(args, "image_cache", None)):  # --image-cache / --no-image-cache
+        with new_folders_removed_on_failure(*_created_folders(args)), \
+                use_image_cache(getattr(args, "image_cache", None)):  # --image-cache / --no-image-cache
             code = args.func(args)
         return int(code or 0)
     except BrainAlignError as exc:

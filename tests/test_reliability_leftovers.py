@@ -1,0 +1,138 @@
+"""Issue 13 classes 1 and 5: a failed command leaves nothing behind (no new folder, no temporary
+or half-written file), a full disk while writing a checkpoint is one line, and a write the disk
+cannot hold is refused before it starts (through the CLI and the API)."""
+from __future__ import annotations
+
+import errno
+import shutil
+from collections import namedtuple
+
+import numpy as np
+import pytest
+
+from brainalign import io as bio
+from brainalign.cli import main
+from brainalign.errors import OutputError
+
+Usage = namedtuple("Usage", "total used free")
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_new_empty_folders_are_removed_on_failure_and_kept_otherwise(tmp_path):
+    old = tmp_path / "old"
+    (old / "empty_before").mkdir(parents=True)
+    with pytest.raises(ValueError):
+        with bio.new_folders_removed_on_failure(old, tmp_path / "new" / "deep" / "out", None):
+            (old / "made" / "inner").mkdir(parents=True)
+            (old / "kept").mkdir()
+            (old / "kept" / "checkpoint.pt").write_bytes(b"x")  # a file to resume from stays
+            (tmp_path / "new" / "deep" / "out" / "sub").mkdir(parents=True)
+            raise ValueError("a later step failed")
+    assert sorted(p.name for p in old.iterdir()) == ["empty_before", "kept"]
+    assert not (tmp_path / "new").exists()  # the missing parents it made are gone too
+    with bio.new_folders_removed_on_failure(tmp_path / "ok"):
+        (tmp_path / "ok").mkdir()
+    assert (tmp_path / "ok").is_dir()  # success keeps everything
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["variability", "cornet_tiny", "cornet_tiny", "--images", "{two}"], "at least 3 images"),
+    (["compare", "cornet_tiny", "--cache-dir", "{file}"], "--cache-dir"),
+])
+def test_cli_failure_after_the_output_folder_was_made_leaves_no_folder(tmp_path, capsys, argv, needle):
+    from PIL import Image
+
+    two = tmp_path / "two"
+    two.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(two / f"{i}.png")
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "results" / "run"
+    argv = [a.format(two=two, file=tmp_path / "file") for a in argv]
+    assert main([*argv, "--no-pretrained", "--no-progress", "--out", str(out)]) == 2
+    assert needle in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "results").exists()
+
+
+def test_cli_default_results_folder_is_not_left_by_a_failure(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("x")
+    assert main(["compare", "cornet_tiny", "--no-pretrained", "--no-progress", "--cache-dir", "file"]) == 2
+    assert "--cache-dir" in _one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.fixture
+def tiny_eeg(monkeypatch):
+    import brainalign.data.registry as data_registry
+    from brainalign.alignment import grid
+    from brainalign.data.dataset import NeuralDataset
+
+    def fake(source, subject=1, split="test", **kw):
+        rng = np.random.default_rng(subject)
+        return NeuralDataset(images=rng.random((16, 3, 32, 32), dtype=np.float32),
+                             responses=rng.standard_normal((16, 3, 4)), modality="eeg", subject=subject,
+                             concepts=np.repeat(list("abcdefgh"), 2))
+
+    monkeypatch.setattr(data_registry, "load_eeg_source", fake)
+    monkeypatch.setattr(grid, "_CACHE", {})  # no dataset kept from another test's grid
+
+
+ALIGN = ["align", "cornet_tiny", "--no-pretrained", "--epochs", "1", "--batch-size", "8", "--head-pooling", "avg",
+         "--device", "cpu", "--no-progress"]
+
+
+@pytest.mark.parametrize("failure", ["oserror", "torch"])
+def test_disk_full_while_writing_a_checkpoint_is_one_line_and_leaves_nothing_unreadable(
+        tmp_path, capsys, monkeypatch, tiny_eeg, failure):
+    import torch
+
+    from brainalign.alignment import checkpoint as ckmod
+
+    real_save = torch.save
+
+    def full_disk(obj, f, *a, **k):
+        if "checkpoint" in str(getattr(f, "name", f)):
+            f.write(b"partial")
+            if failure == "oserror":
+                raise OSError(errno.ENOSPC, "No space left on device")
+            raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(ckmod.torch, "save", full_disk)
+    out = tmp_path / "runs"
+    assert main([*ALIGN, "--out", str(out)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "checkpoint.pt" in line and "disk" in line and "full" in line
+    run = out / "sub-01_beta-100"
+    leftovers = [p.name for p in run.iterdir()]
+    assert not any(n.endswith(".tmp") or n in ("checkpoint.pt", "aligned.pt") for n in leftovers), leftovers
+    assert not (out / ".brainalign.lock").exists() and not (run / ".brainalign.lock").exists()
+    monkeypatch.setattr(ckmod.torch, "save", real_save)  # space freed: the same command now completes
+    assert main([*ALIGN, "--out", str(out)]) == 0
+    assert (run / "aligned.pt").is_file()
+
+
+def test_synth_refuses_a_write_larger_than_the_free_disk_space(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 10**5, 10**5))
+    argv = ["synth", "--subjects", "50", "--concepts", "2", "--test-concepts", "2", "--images-per-concept", "1",
+            "--test-images-per-concept", "1", "--image-size", "16", "--out", str(tmp_path / "s")]
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "50 subjects" in line and "GB of disk space" in line and "fewer subjects" in line
+    assert not (tmp_path / "s").exists()
+
+
+def test_free_space_check_reads_the_nearest_existing_folder(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: seen.append(p) or Usage(100, 90, 10))
+    bio.check_free_space(tmp_path / "a" / "b", 10, "x", "y")  # exactly fits
+    with pytest.raises(OutputError, match="x needs about .* GB of disk space, but .* GB free: use less, or choose "
+                                          "a folder on a larger disk with --out"):
+        bio.check_free_space(tmp_path / "a" / "b", 11, "x", "use less", option="--out")
+    assert seen[-1] == tmp_path.absolute()
