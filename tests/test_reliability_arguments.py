@@ -25,12 +25,14 @@ from brainalign.errors import ConfigError, DataError
     (["align", "cornet_tiny", "--epochs", "0"], "epochs must be"),
     (["align", "cornet_tiny", "--batch-size", "0"], "batch_size must be >= 1"),
     (["synth", "--seed", "-1"], "--seed must be between 0"),
+    (["demo", "--quick", "--seed", "-1"], "--seed must be between 0"),
+    (["demo", "--quick", "--epochs", "0"], "--epochs must be >= 1"),
     (["synth", "--subjects", "0"], "--subjects must be >= 1"),
     (["synth", "--snr", "0"], "--snr must be > 0"),
 ])
 def test_cli_bad_numbers_are_one_line(tmp_path, capsys, argv, needle):
     out = tmp_path / "o"
-    assert main([*argv, "--out", str(out), *(["--no-pretrained"] if argv[0] != "synth" else [])]) == 2
+    assert main([*argv, "--out", str(out), *(["--no-pretrained"] if argv[0] not in ("synth", "demo") else [])]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()

@@ -1,7 +1,8 @@
 """``brainalign demo [--out DIR] [--quick]``: align a small model to the synthetic brain, end to end."""
 from __future__ import annotations
 
-from ._options import add_image_cache_option, add_output_options, add_device_option, add_progress_option, log
+from ..validation import int_type
+from ._options import add_image_cache_option, add_output_options, add_device_option, add_progress_option, log, seed_option
 
 
 def register(subparsers) -> None:
@@ -15,8 +16,9 @@ def register(subparsers) -> None:
                     "--pretrained (or --weights PATH); the classifier step is then skipped.")
     add_output_options(p, "demo")
     p.add_argument("--quick", action="store_true", help="tiny data and 1 epoch: checks the pipeline quickly, too small to show the effect")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic brain and all training (default 0)")
-    p.add_argument("--epochs", type=int, default=None, help="alignment epochs (default 6; --quick 1)")
+    seed_option(p, "seed of the synthetic brain and all training (default 0)")
+    p.add_argument("--epochs", type=int_type("--epochs", minimum=1), default=None,
+                   help="alignment epochs (default 6; --quick 1)")
     p.add_argument("--zscore", choices=["feature", "global", "none"], default="feature",
                    help="EEG scaling with the training split's statistics: per channel x time point (default), "
                         "one mean and std per subject as the paper's code ('global'), or none")
