@@ -183,3 +183,15 @@ def test_zscore_statistics_in_blocks_equal_numpy_bit_for_bit(shape):
         np.testing.assert_array_equal(mean, x64.mean(axis=(0, 1)))
         np.testing.assert_array_equal(std, x64.std(axis=(0, 1)))
         assert peak == np.abs(x64).max()
+
+
+def test_select_trials_equals_fancy_indexing_and_never_aliases_its_input():
+    from brainalign.data._eeg import select_trials
+
+    x = np.random.default_rng(1).normal(size=(6, 3, 5, 12))
+    for ch, ti in (([4, 0, 2], [3, 4, 5]), ([0, 1, 2, 3, 4], list(range(12))), ([1, 2], [7, 2, 9, 10, 11])):
+        out = select_trials(x, np.array(ch), np.array(ti))
+        np.testing.assert_array_equal(out, x[:, :, ch][..., ti].astype(np.float32))
+        assert out.dtype == np.float32 and not np.may_share_memory(out, x)
+    f32 = x.astype(np.float32)
+    assert not np.may_share_memory(select_trials(f32, np.arange(5), np.arange(12)), f32)  # all of it: a copy
