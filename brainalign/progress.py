@@ -1,8 +1,8 @@
 """Progress and timing output that reads well both in a terminal and in a log file.
 
 * :func:`progress` wraps an iterable: a tqdm bar when stderr is a terminal; otherwise (Slurm,
-  CI, ``> file``) a few compact lines (start, every ~25 % or 60 s, end) instead of tqdm's
-  carriage-return stream.
+  CI, ``> file``) one compact line when the loop ends (an epoch, a stage), plus one a minute
+  while a long loop runs, instead of tqdm's carriage-return stream.
 * :func:`log` prints a status line without breaking a live bar.
 * :class:`Stages` times named stages, logs each one's wall time and keeps them for results
   files (``stages.times`` -> {name: seconds}).
@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Iterator
 __all__ = ["progress", "log", "interactive", "Stages", "format_seconds"]
 
 ENV_VAR = "BRAINALIGN_PROGRESS"
+LINE_EVERY_SECONDS = 60.0  # lines mode: a long loop says it is alive this often
 
 
 def _mode() -> str:
@@ -55,13 +56,13 @@ def log(message: str, file=None) -> None:
 
 
 class _Lines:
-    """An iterable wrapper printing 'desc: k/n (p %) elapsed' lines at coarse intervals."""
+    """An iterable wrapper printing 'desc: k/n (p %) elapsed' when it ends, and every
+    ``every_seconds`` before that (so a loop shorter than that prints one line)."""
 
-    def __init__(self, iterable, desc: str, total: int | None, every_fraction: float = 0.25,
-                 every_seconds: float = 60.0):
+    def __init__(self, iterable, desc: str, total: int | None, every_seconds: float = LINE_EVERY_SECONDS):
         self.iterable, self.desc = iterable, desc
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
-        self.every_fraction, self.every_seconds = every_fraction, every_seconds
+        self.every_seconds = every_seconds
         self.postfix = ""
 
     def set_postfix(self, ordered_dict=None, **kw) -> None:
@@ -76,16 +77,15 @@ class _Lines:
 
     def __iter__(self) -> Iterator:
         t0 = last_t = time.perf_counter()
-        last_k, k = 0, 0
-        step = max(1, int(self.total * self.every_fraction)) if self.total else None
+        k = 0
         for item in self.iterable:
             yield item
             k += 1
             now = time.perf_counter()
             done = self.total is not None and k == self.total
-            if not done and ((step and k - last_k >= step) or now - last_t >= self.every_seconds):
+            if not done and now - last_t >= self.every_seconds:
                 print(self._line(k, t0), file=sys.stderr, flush=True)
-                last_k, last_t = k, now
+                last_t = now
         print(self._line(k, t0), file=sys.stderr, flush=True)
 
     def __len__(self) -> int:
@@ -105,7 +105,7 @@ def progress(iterable: Iterable, *, desc: str = "", total: int | None = None, en
         from tqdm.auto import tqdm
 
         return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, unit=unit)
-    return _Lines(iterable, desc, total)
+    return _Lines(iterable, desc, total, every_seconds=LINE_EVERY_SECONDS)
 
 
 class Stages:

@@ -83,12 +83,22 @@ def test_run_lock_refuses_a_live_owner_and_takes_over_a_dead_one(tmp_path):
         assert lock.held and json.loads((run / bio.LOCK_NAME).read_text())["pid"] == os.getpid()
 
 
-def test_progress_prints_compact_lines_when_not_a_terminal(capsys, monkeypatch):
+def test_progress_prints_one_line_per_loop_when_not_a_terminal(capsys, monkeypatch):
+    import brainalign.progress as bp
+
     monkeypatch.setenv("BRAINALIGN_PROGRESS", "lines")
-    items = list(progress(range(100), desc="epoch 1/3", total=100))
+    bar = progress(range(100), desc="epoch 1/3", total=100)
+    items = []
+    for i in bar:
+        items.append(i)
+        bar.set_postfix({"task": "1.000"}, mse=0.5)  # tqdm's forms: a mapping and keywords
     assert items == list(range(100))
     err = capsys.readouterr().err
-    assert "\r" not in err and 2 <= len(err.splitlines()) <= 6 and "epoch 1/3: 100/100 (100 %)" in err
+    assert "\r" not in err and err.splitlines() == [err.splitlines()[0]]  # a fast loop: one line
+    assert err.startswith("epoch 1/3: 100/100 (100 %)") and err.rstrip().endswith("task=1.000 mse=0.5")
+    monkeypatch.setattr(bp, "LINE_EVERY_SECONDS", 0.0)  # a loop slower than the interval: a line per interval
+    list(progress(range(3), desc="slow", total=3))
+    assert [ln.split(" ")[1] for ln in capsys.readouterr().err.splitlines()] == ["1/3", "2/3", "3/3"]
 
 
 def test_stages_record_and_log_wall_times():
