@@ -86,6 +86,7 @@ def run_variability(models: Sequence[str], *, images: str | None = "synthetic", 
                     argv=None) -> VariabilityOutcome:
     from .image_sources import load_image_source
     from ..io import provenance
+    from ..progress import Stages
     from .report import write_variability_report
 
     if len(models) < 2:
@@ -94,27 +95,33 @@ def run_variability(models: Sequence[str], *, images: str | None = "synthetic", 
     check_int("batch_size", batch_size, minimum=1)
     out_dir = prepare_output_dir(out, overwrite=overwrite, command="variability")
     t0 = time.time()
-    data = load_image_source(images, max_images=max_images, seed=seed)
-    check_n_images(len(data.images))
-    log(f"Images: {len(data.images)} from {data.source}")
-    srcs = [resolve_model(m, pretrained=pretrained, device=device, layers=layers, seed=seed) for m in models]
-    unique_labels(srcs)
+    stages = Stages(log_fn=log)
+    with stages("load"):
+        data = load_image_source(images, max_images=max_images, seed=seed)
+        check_n_images(len(data.images))
+        log(f"Images: {len(data.images)} from {data.source}")
+    with stages("models"):
+        srcs = [resolve_model(m, pretrained=pretrained, device=device, layers=layers, seed=seed) for m in models]
+        unique_labels(srcs)
     from ..analyses import AnalysisContext
     from ..analyses.context import model_rdm_sets
     from ..analyses.variability import Variability
     from .model_sources import ModelEntry
 
     stimuli = {1: {data.images.fingerprint(): data.images}}
-    sets = model_rdm_sets([ModelEntry(s.label, shared=s) for s in srcs], stimuli, batch_size=batch_size,
-                          device=device, progress=progress)
-    result = Variability().run(AnalysisContext(data={1: data.images}, models=sets, out=out_dir, progress=progress,
-                                               log=log, seed=seed))
+    with stages("RDMs"):
+        sets = model_rdm_sets([ModelEntry(s.label, shared=s) for s in srcs], stimuli, batch_size=batch_size,
+                              device=device, progress=progress)
+    with stages("variability"):
+        result = Variability().run(AnalysisContext(data={1: data.images}, models=sets, out=out_dir,
+                                                   progress=progress, log=log, seed=seed))
     mats, labels, fig = result.value, [s.label for s in srcs], result.figures["variability"]
     meta = {"images": data.source, "n_images": len(data.images), "synthetic": data.synthetic,
             "model_args": list(models), "models": [s.describe() for s in srcs], "pretrained": pretrained,
-            "provenance": provenance(argv)}
-    paths = write_variability_report(out_dir, mats, labels, meta, fig)
-    log(f"Done in {time.time() - t0:.0f} s.")
+            "stages": stages.times, "provenance": provenance(argv)}
+    with stages("report"):
+        paths = write_variability_report(out_dir, mats, labels, meta, fig)
+    log(f"Done in {time.time() - t0:.0f} s ({stages.summary()}).")
     return VariabilityOutcome(out=out_dir, labels=labels, layers=list(mats), matrices=mats, paths=paths,
                               table=variability_table(mats))
 
