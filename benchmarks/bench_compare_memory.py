@@ -15,7 +15,12 @@ equal the first mode's bit for bit.
 
 Data: N random 224 px images and one precomputed RDM per subject (rsatoolbox HDF5 with a
 'subject' descriptor), so the figures measure the model side of compare (loading, feature
-extraction, RDMs), which is what grows with the backbones. Random weights (offline).
+extraction, RDMs), which is what grows with the backbones. With ``--eeg``: the issue's
+scenario instead, a THINGS-EEG2 release layout (``--eeg-root``, written once and reused):
+N test images with 80 repetitions x 17 channels x 100 samples per subject, and each
+subject's training EEG (``--train-trials`` x 4 repetitions; 16,540 in the release) that the
+loader z-scores with; compare then loads, z-scores and decodes the EEG (time-resolved RSA)
+besides the models. Random weights (offline).
 """
 from __future__ import annotations
 
@@ -50,6 +55,40 @@ def make_data(root: Path, n_images: int, n_subjects: int, seed: int = 0) -> tupl
     RDMs(mats[:, iu[0], iu[1]], rdm_descriptors={"subject": list(range(1, n_subjects + 1))}).save(
         str(root / "rdms.hdf5"), file_type="hdf5", overwrite=True)
     return root / "rdms.hdf5", images
+
+
+def make_eeg_data(root: Path, n_images: int, n_subjects: int, n_train: int, seed: int = 0) -> Path:
+    """THINGS-EEG2 layout under ``root`` (reused when it holds these sizes); returns ``root``."""
+    import numpy as np
+    from PIL import Image
+
+    marker, wanted = root / "bench_sizes.json", {"n_images": n_images, "subjects": n_subjects, "train": n_train}
+    if marker.is_file() and json.loads(marker.read_text()) == wanted:
+        return root
+    rng = np.random.default_rng(seed)
+    channels = ["Pz", "P3", "P7", "O1", "Oz", "O2", "P4", "P8", "P1", "P5", "PO7", "PO3", "POz", "PO4", "PO8", "P6",
+                "P2"]
+    times = np.round(-0.2 + np.arange(100) / 100.0, 2)  # -0.2 .. 0.79 s at 100 Hz, as released
+    files, concepts = [], []
+    for i in range(n_images):
+        concept, name = f"{i + 1:05d}_thing{i}", f"thing{i}_01s.jpg"
+        (root / "image_set" / "test_images" / concept).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)).save(
+            root / "image_set" / "test_images" / concept / name, quality=90)
+        files.append(name)
+        concepts.append(concept)
+    np.save(root / "image_set" / "image_metadata.npy", {"test_img_files": files, "test_img_concepts": concepts,
+            "train_img_files": [], "train_img_concepts": []}, allow_pickle=True)
+    for sub in range(1, n_subjects + 1):
+        d = root / "preprocessed_data" / f"sub-{sub:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        for split, n, reps in (("test", n_images, 80), ("training", n_train, 4)):
+            eeg = rng.standard_normal((n, reps, len(channels), len(times)), dtype=np.float32)
+            np.save(d / f"preprocessed_eeg_{split}.npy", {"preprocessed_eeg_data": eeg, "ch_names": channels,
+                    "times": times}, allow_pickle=True)
+            del eeg
+    marker.write_text(json.dumps(wanted))
+    return root
 
 
 def _vm_rss_mib() -> float:
@@ -101,7 +140,8 @@ class StagePeaks:
         self._thread.join()
 
 
-def run_mode(mode: str, models: list[str], rdms: Path, images: Path, out: Path, batch_size: int) -> dict:
+def run_mode(mode: str, models: list[str], data: dict, out: Path, batch_size: int) -> dict:
+    """compare in this process; ``data``: {'rdms': ..., 'rdm_images': ...} or {'eeg': 'things-eeg2:ROOT'}."""
     from brainalign.evaluate import compare as cmp
     from brainalign.evaluate import data_sources as ds
     from brainalign.evaluate import models_rdm
@@ -112,13 +152,16 @@ def run_mode(mode: str, models: list[str], rdms: Path, images: Path, out: Path, 
     t0 = time.perf_counter()
     with StagePeaks().patch_stages() as peaks:
         if mode != "eager":
-            o = cmp.run_compare(models, rdms=f"rdm:{rdms}", rdm_images=str(images), pretrained=False, **kw)
+            o = cmp.run_compare(models, pretrained=False, cache_dir=out.parent / f"cache-{mode}", **data, **kw)
         else:  # the old path: every model resolved (loaded) before any features
             from brainalign.io import prepare_output_dir
 
-            data = ds.load_rdm_subjects(f"rdm:{rdms}", None, images=str(images))
-            entries = cmp.resolve_entries(models, list(data), pretrained=False)
-            o = cmp.compare_data(entries, None, None, rdm_data=data, meta={},
+            loaded = (ds.load_eeg_subjects(data["eeg"], None) if "eeg" in data
+                      else ds.load_rdm_subjects(data["rdms"], None, images=data["rdm_images"]))
+            entries = cmp.resolve_entries(models, list(loaded), pretrained=False)
+            o = cmp.compare_data(entries, loaded if "eeg" in data else None, None,
+                                 rdm_data=None if "eeg" in data else loaded, meta={},
+                                 cache_dir=out.parent / f"cache-{mode}",
                                  out=prepare_output_dir(out, overwrite=True, command="compare"),
                                  batch_size=batch_size, progress=False, log=lambda *a: None)
     return {"mode": mode, "seconds": round(time.perf_counter() - t0, 1), "stages": o.stages,
@@ -133,26 +176,34 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["cornet", "resnet101", "clip"])
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    p.add_argument("--eeg", action="store_true", help="THINGS-EEG2 layout (EEG decoding) instead of precomputed RDMs")
+    p.add_argument("--eeg-root", type=Path, default=None, help="where the --eeg dataset is written/reused")
+    p.add_argument("--train-trials", type=int, default=16540, help="training EEG trials per subject (--eeg)")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a._child:
-        mode, root = a._child.split(",", 1)
-        root = Path(root)
-        print(json.dumps(run_mode(mode, a.models, root / "rdms.hdf5", root / "images", root / f"out-{mode}",
-                                  a.batch_size)))
+        mode, root, data = a._child.split(",", 2)
+        print(json.dumps(run_mode(mode, a.models, json.loads(data), Path(root) / f"out-{mode}", a.batch_size)))
         return
     root = Path(tempfile.mkdtemp(prefix="bench_compare_memory_"))
-    make_data(root, a.n_images, a.subjects)
-    print(f"{a.n_images} images x {a.subjects} subjects, models {' '.join(a.models)} (random weights), "
+    if a.eeg:
+        eeg_root = make_eeg_data(a.eeg_root or root / "things-eeg2", a.n_images, a.subjects, a.train_trials)
+        data = {"eeg": f"things-eeg2:{eeg_root}"}
+    else:
+        rdms, images = make_data(root, a.n_images, a.subjects)
+        data = {"rdms": f"rdm:{rdms}", "rdm_images": str(images)}
+    what = (f"EEG (THINGS-EEG2 layout, 80 test repetitions, {a.train_trials} training trials)" if a.eeg
+            else "precomputed RDMs")
+    print(f"{a.n_images} images x {a.subjects} subjects, {what}, models {' '.join(a.models)} (random weights), "
           f"batch {a.batch_size}; load average {os.getloadavg()[0]:.1f}")
     labels = {"lazy": "lazy (one model at a time, 64 MiB rows)", "rows-in-memory": "all rows in memory (baseline)",
               "eager": "all models up front (old path)"}
     peaks, first = {}, None
     for mode in a.modes:  # each in a fresh process: ru_maxrss is a per-process peak
         cmd = [sys.executable, __file__, "--models", *a.models, "--batch-size", str(a.batch_size),
-               "--_child", f"{mode},{root}"]
+               "--_child", f"{mode},{root},{json.dumps(data)}"]
         res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        rsa = json.loads((root / f"out-{mode}" / "results.json").read_text())["rdms"]
+        rsa = json.loads((root / f"out-{mode}" / "results.json").read_text())["eeg" if a.eeg else "rdms"]
         first = first if first is not None else rsa
         peaks[mode] = res["peak_rss_mib"]
         print(f"{labels[mode]:42s} peak RSS {res['peak_rss_mib']:8.1f} MiB  {res['seconds']:7.1f} s  "
