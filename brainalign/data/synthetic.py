@@ -670,7 +670,9 @@ class SyntheticBrain:
                     bd.add_metadata(f"ROI_{roi}", mask, f"1 = voxel in {roi}", where="VoxelData")
                 bd.add_metadata("ROI_VC", np.ones(n_vox), "1 = voxel in visual cortex", where="VoxelData")
                 bd.add_vmap("stimulus_name", {float(i + 1): str(sid) for i, sid in enumerate(ids)})
-                bd.save(str(root / f"sub-{s:02d}_perceptionNaturalImage{names[split]}_original_VC.h5"))
+                # bdpy writes by path: it fills the temporary file of an all-or-nothing write
+                atomic_write(root / f"sub-{s:02d}_perceptionNaturalImage{names[split]}_original_VC.h5",
+                             lambda fh, bd=bd: bd.save(fh.name, file_type="HDF5"))
         return root
 
 
