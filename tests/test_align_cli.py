@@ -115,3 +115,71 @@ def test_training_options_come_from_align_config_and_are_checked_before_any_run(
         err = capsys.readouterr().err
         assert word in err and len(err.strip().splitlines()) == 1
     assert tiny_source == [] and not (tmp_path / "x").exists()  # nothing loaded, nothing written
+
+
+def _weights(run):
+    import torch
+
+    from brainalign.alignment.checkpoint import load_aligned_file
+
+    parts = load_aligned_file(run / "aligned.pt")
+    return {**{f"b.{k}": v for k, v in parts.backbone.items()},
+            **{f"h.{n}.{k}": v for n, h in parts.heads.items() for k, v in h.items()}}, torch
+
+
+def test_no_pretrained_run_interrupted_after_epoch_1_resumes_with_the_same_command(tmp_path, tiny_source, capsys,
+                                                                                     monkeypatch):
+    """Issue 13 class 3: the random starting weights are seeded, so the same command resumes (not 'written by
+    a run ...') and ends with the weights of an uninterrupted run, even when the process's RNG differs."""
+    import torch
+
+    from brainalign.alignment import trainer
+
+    argv = ["align", "cornet_tiny", "--no-pretrained", "--epochs", "2", "--batch-size", "4", "--head-pooling", "avg",
+            "--device", "cpu", "--no-progress", "--no-image-cache", "--seed", "7", "--out"]
+    assert main([*argv, str(tmp_path / "reference")]) == 0
+    real_save = trainer.save_checkpoint
+
+    def interrupted_after_epoch_1(*a, **k):
+        real_save(*a, **k)
+        raise KeyboardInterrupt  # Ctrl-C (or a kill) right after epoch 1's checkpoint
+
+    monkeypatch.setattr(trainer, "save_checkpoint", interrupted_after_epoch_1)
+    monkeypatch.setattr(grid, "_CACHE", {})  # a new invocation builds the backbone again...
+    torch.manual_seed(12345)  # ...from another global RNG state
+    assert main([*argv, str(tmp_path / "killed")]) == 130
+    run = tmp_path / "killed" / "sub-01_beta-100"
+    assert (run / "checkpoint.pt").is_file() and not (run / "aligned.pt").exists()
+    monkeypatch.setattr(trainer, "save_checkpoint", real_save)
+    monkeypatch.setattr(grid, "_CACHE", {})
+    torch.manual_seed(999)
+    capsys.readouterr()
+    assert main([*argv, str(tmp_path / "killed")]) == 0
+    assert "resumed" in capsys.readouterr().out
+    (a, torch), (b, _) = _weights(tmp_path / "reference" / "sub-01_beta-100"), _weights(run)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]
+
+
+def test_align_trains_on_shen_fmri_from_the_command_line(tmp_path, capsys):
+    """`align --fmri shen:PATH --fmri-images DIR` (Shen's release has no images): one fMRI run."""
+    pytest.importorskip("bdpy")
+    from brainalign.data.synthetic import SyntheticBrain
+
+    root = tmp_path / "shen"
+    SyntheticBrain(n_train_concepts=4, n_test_concepts=2, train_images_per_concept=3, test_images_per_concept=1,
+                   image_size=16, n_subjects=1).write_shen(root, images_dir=tmp_path / "stimuli")
+    out = tmp_path / "runs"
+    assert main(["align", "cornet_tiny", "--no-pretrained", "--fmri", f"shen:{root}", "--fmri-images",
+                 str(tmp_path / "stimuli"), "--epochs", "1", "--batch-size", "4", "--head-pooling", "avg",
+                 "--device", "cpu", "--no-progress", "--no-image-cache", "--out", str(out)]) == 0
+    cfg = json.loads((out / "sub-01_beta-100" / "config.json").read_text())
+    assert cfg["data"]["modality"] == "fmri" and cfg["data"]["meta"]["source"] == "shen-fmri"
+    assert cfg["data"]["n_images"] == 12 and "Training" in cfg["data"]["meta"]["file"]
+    assert load_aligned(out / "sub-01_beta-100").config["spec_name"] == "cornet_tiny"
+    capsys.readouterr()
+    assert main(["align", "cornet_tiny", "--no-pretrained", "--fmri", f"shen:{root}", "--epochs", "1",
+                 "--out", str(tmp_path / "no_images")]) == 2  # the images are needed: one line, nothing left
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and not (tmp_path / "no_images").exists()
