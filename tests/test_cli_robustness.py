@@ -161,3 +161,24 @@ def test_robustness_is_a_registered_analysis_and_the_cli_runs_it(image_folder, t
                  "--out", str(out), "--no-progress"]) == 0
     assert len(calls) == 1 and calls[0].data["images"].kind == "folder"
     assert json.loads((out / "results.json").read_text())["meta"]["ground_truth"] is True
+
+
+def test_fgsm_curve_shares_one_gradient_across_eps_and_equals_fgsm_per_eps():
+    from brainalign.evaluate.robustness import fgsm, robustness_curve
+
+    torch.manual_seed(0)
+    clf = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 6 * 6, 7)).eval()
+    x = torch.rand(10, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 7, (10,), generator=torch.Generator().manual_seed(2))
+    eps = [0.0, 0.02, 0.1, 0.3]
+    calls = []
+    clf.register_forward_hook(lambda *a: calls.append(1))
+    curve = robustness_curve(clf, x, y.numpy(), eps=eps, batch_size=4, progress=False)
+    assert len(calls) == 3 * len(eps)  # per batch: 1 forward with the gradient (clean logits) + 1 per eps > 0
+    for e, top1, top5 in zip(eps, curve.top1, curve.top5):
+        adv = fgsm(clf, x, y, e)
+        with torch.inference_mode():
+            logits = clf(adv)
+        assert top1 == pytest.approx(float((logits.argmax(1) == y).float().mean()))
+        assert top5 == pytest.approx(float((logits.topk(5, 1).indices == y[:, None]).any(1).float().mean()))

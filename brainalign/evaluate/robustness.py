@@ -65,11 +65,26 @@ def fgsm(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps:
     """
     if eps == 0:
         return images
+    return fgsm_step(images, fgsm_direction(classifier, images, labels)[0], eps)
+
+
+def fgsm_direction(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sign of the cross-entropy's input gradient (n, 3, H, W), clean logits (n, n_classes)).
+
+    FGSM's direction does not depend on eps: one forward + backward serves every eps.
+    """
     x = images.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        loss = nn.functional.cross_entropy(classifier(x), labels)
+        logits = classifier(x)
+        loss = nn.functional.cross_entropy(logits, labels)
         (grad,) = torch.autograd.grad(loss, x)
-    return (images + eps * grad.sign()).clamp_(0.0, 1.0).detach()
+    return grad.sign(), logits.detach()
+
+
+def fgsm_step(images: torch.Tensor, direction: torch.Tensor, eps: float) -> torch.Tensor:
+    """images + eps * direction, clamped to [0, 1] (n, 3, H, W)."""
+    return (images + eps * direction).clamp_(0.0, 1.0).detach()
 
 
 def pgd(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float, *,
@@ -175,13 +190,18 @@ def robustness_curve(classifier: nn.Module, images, labels, *, eps: Sequence[flo
         for b, idx in enumerate(_progress(batches, desc=f"{attack.upper()} {name}", enabled=progress, unit="batch")):
             x = _load(images, idx).to(dev)
             y = labels[idx].to(dev)
+            if attack == "fgsm":  # one gradient for every eps (and the clean logits with it)
+                direction, clean = fgsm_direction(classifier, x, y)
             for j, e in enumerate(eps):
-                if attack == "fgsm":
-                    adv = fgsm(classifier, x, y, e)
+                if attack == "fgsm" and e == 0:
+                    logits = clean
                 else:
-                    adv = pgd(classifier, x, y, e, steps=steps, step_size=step_size, seed=seed + 7919 * b + j)
-                with torch.inference_mode():
-                    logits = classifier(adv)
+                    if attack == "fgsm":
+                        adv = fgsm_step(x, direction, e)
+                    else:
+                        adv = pgd(classifier, x, y, e, steps=steps, step_size=step_size, seed=seed + 7919 * b + j)
+                    with torch.inference_mode():
+                        logits = classifier(adv)
                 n_classes = logits.shape[1]
                 for k, v in topk_correct(logits, y).items():
                     correct[e][k] += v
