@@ -7,7 +7,11 @@
   eager           every model loaded before any features (the older path)
 
     python benchmarks/bench_compare_memory.py [--n-images 200] [--subjects 3] [--models cornet resnet101 clip]
-        [--modes lazy rows-in-memory eager]
+        [--modes lazy rows-in-memory eager] [--baseline-checkout DIR]
+
+``--baseline-checkout DIR`` adds a run of 'lazy' with the brainalign of another checkout
+(e.g. ``git worktree add DIR <older commit>``) on the path: the same data and script, the
+older library.
 
 Each mode reports ru_maxrss (the process peak), the peak RSS within each compare stage (load,
 features, RSA, ...; VmRSS sampled every 20 ms) and the stage times, and whether its layer RDMs
@@ -179,11 +183,14 @@ def main() -> None:
     p.add_argument("--eeg", action="store_true", help="THINGS-EEG2 layout (EEG decoding) instead of precomputed RDMs")
     p.add_argument("--eeg-root", type=Path, default=None, help="where the --eeg dataset is written/reused")
     p.add_argument("--train-trials", type=int, default=16540, help="training EEG trials per subject (--eeg)")
+    p.add_argument("--baseline-checkout", type=Path, default=None,
+                   help="also run 'lazy' with the brainalign of this checkout (an older commit) on the path")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a._child:
-        mode, root, data = a._child.split(",", 2)
-        print(json.dumps(run_mode(mode, a.models, json.loads(data), Path(root) / f"out-{mode}", a.batch_size)))
+        mode, folder, data = a._child.split(",", 2)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        print(json.dumps(run_mode(mode, a.models, json.loads(data), Path(folder) / f"out-{mode}", a.batch_size)))
         return
     root = Path(tempfile.mkdtemp(prefix="bench_compare_memory_"))
     if a.eeg:
@@ -199,19 +206,27 @@ def main() -> None:
     labels = {"lazy": "lazy (one model at a time, 64 MiB rows)", "rows-in-memory": "all rows in memory (baseline)",
               "eager": "all models up front (old path)"}
     peaks, first = {}, None
-    for mode in a.modes:  # each in a fresh process: ru_maxrss is a per-process peak
+    runs = [(m, m, None) for m in a.modes]
+    if a.baseline_checkout:
+        runs.append(("baseline", "lazy", a.baseline_checkout.resolve()))
+        labels["baseline"] = f"baseline: lazy with {a.baseline_checkout}"
+    for name, mode, checkout in runs:  # each in a fresh process: ru_maxrss is a per-process peak
         cmd = [sys.executable, __file__, "--models", *a.models, "--batch-size", str(a.batch_size),
-               "--_child", f"{mode},{root},{json.dumps(data)}"]
-        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        rsa = json.loads((root / f"out-{mode}" / "results.json").read_text())["eeg" if a.eeg else "rdms"]
+               "--_child", f"{mode},{root / name},{json.dumps(data)}"]
+        env = dict(os.environ)
+        if checkout is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(checkout), str(checkout / "plugins"), env.get("PYTHONPATH", "")])
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+        res = json.loads(out.strip().splitlines()[-1])
+        rsa = json.loads((root / name / f"out-{mode}" / "results.json").read_text())["eeg" if a.eeg else "rdms"]
         first = first if first is not None else rsa
-        peaks[mode] = res["peak_rss_mib"]
-        print(f"{labels[mode]:42s} peak RSS {res['peak_rss_mib']:8.1f} MiB  {res['seconds']:7.1f} s  "
-              f"same results as {a.modes[0]}: {rsa == first}")
+        peaks[name] = res["peak_rss_mib"]
+        print(f"{labels[name]:42s} peak RSS {res['peak_rss_mib']:8.1f} MiB  {res['seconds']:7.1f} s  "
+              f"same results as {runs[0][0]}: {rsa == first}")
         print(f"{'':42s} stage peaks (MiB) {res['stage_peak_rss_mib']}")
         print(f"{'':42s} stage times (s)   {res['stages']}")
-    for mode in a.modes[1:]:
-        print(f"peak RSS {a.modes[0]} / {mode}: {peaks[a.modes[0]] / peaks[mode]:.2f}")
+    for name, _, _ in runs[1:]:
+        print(f"peak RSS {runs[0][0]} / {name}: {peaks[runs[0][0]] / peaks[name]:.2f}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
