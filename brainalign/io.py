@@ -44,12 +44,13 @@ from .errors import OutputError, OutputExistsError, RunLockedError
 
 CACHE_VERSION = 1
 LOCK_NAME = ".brainalign.lock"
+DEFAULT_RESULTS = "brainalign-results"  # where commands and run_* functions write without an output folder
 
 __all__ = ["atomic_write", "atomic_directory", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "write_json",
            "read_json", "to_jsonable", "provenance", "versions", "default_cache_dir", "content_key",
            "save_arrays", "load_arrays", "cached_arrays", "prepare_output_dir", "default_out_dir",
            "ensure_dir", "output_errors", "RunLock", "CACHE_VERSION", "new_folders_removed_on_failure",
-           "check_free_space"]
+           "removes_new_folders_on_failure", "check_free_space", "DEFAULT_RESULTS"]
 
 
 # --- output-path errors -------------------------------------------------------------------
@@ -151,6 +152,35 @@ def new_folders_removed_on_failure(*paths) -> Iterator[None]:
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)  # only succeeds when empty
         raise
+
+
+def removes_new_folders_on_failure(*params: str, default: str | None = DEFAULT_RESULTS):
+    """Decorator of an API entry point: :func:`new_folders_removed_on_failure` around the call,
+    for the folders named by its arguments ``params`` (e.g. 'out', 'cache_dir'). The first
+    one, when None, stands for ``default`` (the default results folder)::
+
+        @removes_new_folders_on_failure("out", "cache_dir")
+        def run_compare(models, *, out=None, cache_dir=None, ...): ...
+    """
+    import functools
+    import inspect
+
+    def wrap(fn):
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                given = sig.bind_partial(*args, **kwargs).arguments
+            except TypeError:
+                return fn(*args, **kwargs)  # let the function report its own argument error
+            paths = [given.get(p, sig.parameters[p].default if p in sig.parameters else None) for p in params]
+            if paths and paths[0] is None:
+                paths[0] = default
+            with new_folders_removed_on_failure(*[p for p in paths if isinstance(p, (str, os.PathLike))]):
+                return fn(*args, **kwargs)
+        return call
+    return wrap
 
 
 def check_free_space(path, need_bytes: float, what: str, fix: str, option: str | None = None) -> None:
@@ -413,7 +443,7 @@ def cached_arrays(cache_dir, kind: str, key: str, compute: Callable[[], dict],
 
 
 # --- output folders -----------------------------------------------------------------------------
-def default_out_dir(command: str, root="brainalign-results") -> Path:
+def default_out_dir(command: str, root=DEFAULT_RESULTS) -> Path:
     """A fresh, timestamped folder name: ``brainalign-results/<command>-YYYYmmdd-HHMMSS``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = Path(root) / f"{command}-{stamp}"

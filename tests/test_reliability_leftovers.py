@@ -136,3 +136,37 @@ def test_free_space_check_reads_the_nearest_existing_folder(tmp_path, monkeypatc
                                           "a folder on a larger disk with --out"):
         bio.check_free_space(tmp_path / "a" / "b", 11, "x", "use less", option="--out")
     assert seen[-1] == tmp_path.absolute()
+
+
+def test_api_entry_points_leave_no_folder_when_they_fail(tmp_path, monkeypatch):
+    """The same guarantee through the API: run_compare, run_variability, run_grid, align."""
+    from brainalign.alignment import align, run_grid
+    from brainalign.errors import BrainAlignError
+    from brainalign.evaluate.compare import run_compare
+    from brainalign.evaluate.variability import run_variability
+
+    from align_helpers import TinyNet, tiny_dataset
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="cache"):
+        run_compare(["cornet_tiny"], pretrained=False, cache_dir=tmp_path / "file", out=tmp_path / "a" / "cmp",
+                    progress=False, log=lambda *a: None)
+    with pytest.raises(OutputError, match="cache"):  # the default results folder is not left either
+        run_compare(["cornet_tiny"], pretrained=False, cache_dir=tmp_path / "file", progress=False,
+                    log=lambda *a: None)
+    from PIL import Image
+
+    (tmp_path / "two").mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(tmp_path / "two" / f"{i}.png")
+    with pytest.raises(BrainAlignError, match="at least 3 images"):
+        run_variability(["cornet_tiny", "cornet_tiny"], images=str(tmp_path / "two"), pretrained=False,
+                        out=tmp_path / "var", progress=False, log=lambda *a: None)
+    with pytest.raises(BrainAlignError, match="lr must be > 0"):
+        run_grid(TinyNet(), [1], [10], out=tmp_path / "grid", source={1: tiny_dataset()}, lr=-1.0, epochs=1, layers=["block1"],
+                 device="cpu", progress=False, log=lambda *a: None)
+    with pytest.raises(BrainAlignError, match="nope"):
+        align(TinyNet(), eeg=tiny_dataset(), layers=["nope"], epochs=1, device="cpu", progress=False,
+              out_dir=tmp_path / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "two"]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError, OutputExistsError
-from ..io import RunLock, versions, write_json
+from ..io import RunLock, removes_new_folders_on_failure, versions, write_json
 from ..progress import Stages, format_seconds, log
 from ..resources import check_memory
 from ..seeding import numpy_rng, seed_everything
@@ -58,6 +58,7 @@ def _data_fingerprint(ds) -> str:
     return h.hexdigest()[:16]
 
 
+@removes_new_folders_on_failure("out_dir", default=None)  # a run that fails early leaves no empty folder
 def align(model: nn.Module | str, layers=None, eeg=None, *, fmri=None, data=None, targets=None,
           beta: float = 100.0, epochs: int = 30, batch_size: int = 16, lr: float = 2e-5,
           optimizer: str = "adam", seed: int = 2023, val_fraction: float = 0.1, task_loss: str = "auto",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..io import RunLock, atomic_write_text, read_json, write_json
+from ..io import RunLock, atomic_write_text, read_json, removes_new_folders_on_failure, write_json
 
 # control name -> (contrastive, unpaired)
 CONTROLS = {"none": (True, False), "nocont": (False, False), "unpaired": (True, True),
@@ -224,6 +224,7 @@ class GridResult:
     paths: dict
 
 
+@removes_new_folders_on_failure("out", default=None)  # a grid that fails early leaves no empty folder
 def run_grid(backbone, subjects, betas=(100.0,), controls=("none",), *, out, source="synthetic",
              modality: str | None = "eeg", source_options: dict | None = None, pretrained: bool = True,
              weights=None, executor=None, format: str = "pt", targets: dict | None = None, log=print,

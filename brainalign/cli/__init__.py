@@ -35,13 +35,14 @@ def _one_line(exc: BaseException) -> str:
 
 # Options naming folders a command may create (see _created_folders).
 OUTPUT_OPTIONS = ("out", "out_dir", "cache_dir", "image_cache")
-DEFAULT_RESULTS = "brainalign-results"  # where commands put their output without --out
 
 
 def _created_folders(args) -> list:
     """The folders this command may create, to remove again (when left empty) if it fails."""
     paths = [getattr(args, k) for k in OUTPUT_OPTIONS if isinstance(getattr(args, k, None), str)]
     if hasattr(args, "out") and args.out is None:
+        from ..io import DEFAULT_RESULTS
+
         paths.append(DEFAULT_RESULTS)
     return paths
 

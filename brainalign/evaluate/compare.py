@@ -15,7 +15,7 @@ from typing import Sequence
 
 from ..data.image_cache import accepts_image_cache
 from ..errors import ConfigError, DataError
-from ..io import default_cache_dir, ensure_dir, prepare_output_dir
+from ..io import default_cache_dir, ensure_dir, prepare_output_dir, removes_new_folders_on_failure
 from ..validation import check_int, check_seed
 from . import data_sources as ds
 from .model_sources import ModelEntry, resolve_entries
@@ -79,6 +79,7 @@ def precheck_model(text: str, subjects: Sequence | None) -> None:
 
 
 @accepts_image_cache  # image_cache=None|folder|False for every image file read
+@removes_new_folders_on_failure("out", "cache_dir")  # a failed run leaves no empty folder
 def run_compare(models: Sequence[str], *, eeg: str | None = None, fmri: str | None = None,
                 fmri_images=None, eeg_images=None, rdms: str | None = None, rdm_images=None,
                 subjects: Sequence | None = None, layers: Sequence[str] | None = None, out=None,

@@ -24,7 +24,7 @@ import numpy as np
 from ..alignment.grid import run_name
 from ..data._eeg import zscore_mode
 from ..errors import ConfigError
-from ..io import atomic_directory, prepare_output_dir, write_json
+from ..io import atomic_directory, prepare_output_dir, removes_new_folders_on_failure, write_json
 
 
 @dataclass
@@ -106,6 +106,7 @@ def save_plain_model(model, path: Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+@removes_new_folders_on_failure("out", "cache_dir")  # a failed run leaves no empty folder
 def run_demo(out=None, *, overwrite: bool = False, settings: DemoSettings | None = None, device=None,
              progress: bool = True, cache_dir=None, log=print) -> DemoOutcome:
     """Run the demo into ``out`` (see the module docstring); returns the headline scores and paths.

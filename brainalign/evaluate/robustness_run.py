@@ -19,7 +19,7 @@ from typing import Sequence
 from ..analyses.robustness import LABEL_MODES, attack_targets
 from ..data.image_cache import accepts_image_cache
 from ..errors import ConfigError
-from ..io import default_cache_dir, prepare_output_dir
+from ..io import default_cache_dir, prepare_output_dir, removes_new_folders_on_failure
 from ..validation import check_int, check_seed
 from .image_sources import load_image_source
 from .model_sources import ModelSource, resolve_model, unique_labels
@@ -53,6 +53,7 @@ LABEL_SOURCES = LABEL_MODES  # the --labels choices
 
 
 @accepts_image_cache  # image_cache=None|folder|False for every image file read
+@removes_new_folders_on_failure("out", "cache_dir")  # a failed run leaves no empty folder
 def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", attack: str = "fgsm",
                    eps=DEFAULT_EPS, labels: str = "auto", reference: str | None = None, steps: int = 10,
                    step_size: float | None = None, batch_size: int = 32, max_images: int | None = None,

@@ -18,7 +18,7 @@ from ..errors import ConfigError, DataError, LayerError
 from ..validation import check_int, check_seed
 from .model_sources import ModelSource, resolve_model, unique_labels
 from .models_rdm import model_rdms
-from ..io import prepare_output_dir
+from ..io import prepare_output_dir, removes_new_folders_on_failure
 
 
 @dataclass
@@ -80,6 +80,7 @@ def compute_variability(srcs: Sequence[ModelSource], images, *, layers: Sequence
 
 
 @accepts_image_cache  # image_cache=None|folder|False for every image file read
+@removes_new_folders_on_failure("out")  # a failed run leaves no empty folder
 def run_variability(models: Sequence[str], *, images: str | None = "synthetic", layers=None, out=None,
                     overwrite: bool = False, pretrained: bool = True, device=None, batch_size: int = 32,
                     max_images: int | None = None, seed: int = 0, progress: bool = True, log=print,

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import ConfigError
-from ...io import prepare_output_dir
+from ...io import prepare_output_dir, removes_new_folders_on_failure
 from ...progress import Stages
 from .settings import ReproduceSettings
 
@@ -20,6 +20,7 @@ class ReproduceOutcome:
     paths: dict = field(default_factory=dict)
 
 
+@removes_new_folders_on_failure("out")  # a failed run leaves no empty folder
 def run_reproduce(out=None, *, settings: ReproduceSettings | None = None, eeg: str | None = None,
                   fmri: str | None = None, fmri_images=None, images: str | None = None, subjects=None,
                   overwrite: bool = False, device=None, cache_dir=None, progress: bool = True, log=print,
