@@ -170,3 +170,32 @@ def test_api_entry_points_leave_no_folder_when_they_fail(tmp_path, monkeypatch):
         align(TinyNet(), eeg=tiny_dataset(), layers=["nope"], epochs=1, device="cpu", progress=False,
               out_dir=tmp_path / "run")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "two"]
+
+
+def test_full_disk_while_saving_a_figure_leaves_no_truncated_image(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from brainalign.evaluate import figures
+
+    def full(self, fh, *a, **k):
+        fh.write(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")  # as PIL's close() raises it: no file name
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    plt = figures._plt()
+    with pytest.raises(OutputError, match=r"cannot write .*fig\.png: the disk is full"):
+        figures._save(plt.figure(), tmp_path / "out" / "fig.png")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []
+
+
+def test_cli_os_error_without_a_file_name_names_the_output_folder(tmp_path, capsys, monkeypatch):
+    import brainalign.cli.export as export
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "run", full)
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "shared")]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line == (f"brainalign: error: cannot write under {tmp_path / 'shared'}: the disk is full; free some "
+                    "space or choose a folder on another disk")

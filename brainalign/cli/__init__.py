@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         parser = build_parser()
         argv = list(sys.argv[1:] if argv is None else argv)
@@ -89,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from ..io import describe_os_error
 
-        print(f"brainalign: error: {describe_os_error(exc, exc.filename or '?', None).replace('cannot write', 'cannot access', 1)}",
-              file=sys.stderr)
+        if exc.filename:
+            text = describe_os_error(exc, exc.filename).replace("cannot write", "cannot access", 1)
+        else:  # a failed write() names no file: name the command's output folder instead
+            folders = _created_folders(args) if args is not None else []
+            text = describe_os_error(exc, folders[0] if folders else "a file")
+            text = text.replace("cannot write", "cannot write under", 1) if folders else text
+        print(f"brainalign: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("brainalign: interrupted", file=sys.stderr)

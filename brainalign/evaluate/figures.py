@@ -39,13 +39,18 @@ def mean_sem(x) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    """Write ``fig`` (format from the suffix, PNG by default) all-or-nothing through
+    io.atomic_write: a full disk leaves no truncated image and is a one-line OutputError."""
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
-    return path
+    from ..io import atomic_write
+
+    path = Path(path)
+    try:
+        return atomic_write(path, lambda fh: fig.savefig(fh, format=path.suffix[1:] or "png", dpi=150,
+                                                         bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def _grid(n: int, max_cols: int = 4):
