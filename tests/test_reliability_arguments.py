@@ -48,6 +48,15 @@ def test_api_bad_numbers_are_config_errors(tmp_path):
         run_compare(["cornet_tiny"], seed=-1, out=tmp_path / "b")
     with pytest.raises(ConfigError, match="batch_size must be an integer"):
         run_robustness(["cornet_tiny"], batch_size="8", out=tmp_path / "c")
+    from brainalign.alignment import align
+
+    from align_helpers import TinyNet, tiny_dataset
+
+    for bad, match in ((dict(lr="abc"), "lr must be a finite number, got 'abc'"), (dict(lr=-1.0), "lr must be > 0"),
+                       (dict(epochs=0), "epochs must be"), (dict(seed=-1), "seed must be between 0")):
+        with pytest.raises(ConfigError, match=match):  # was a TypeError deep in the optimiser for lr='abc'
+            align(TinyNet(), eeg=tiny_dataset(), layers=["block1"], device="cpu", progress=False,
+                  out_dir=tmp_path / "run", **bad)
     assert not any(tmp_path.iterdir())
 
 
