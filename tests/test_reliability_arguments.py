@@ -57,6 +57,10 @@ def test_api_bad_numbers_are_config_errors(tmp_path):
         with pytest.raises(ConfigError, match=match):  # was a TypeError deep in the optimiser for lr='abc'
             align(TinyNet(), eeg=tiny_dataset(), layers=["block1"], device="cpu", progress=False,
                   out_dir=tmp_path / "run", **bad)
+    from brainalign.data.synthetic import SyntheticBrain
+
+    with pytest.raises(ConfigError, match="SyntheticConfig.seed must be between 0"):
+        SyntheticBrain(seed=-1)
     assert not any(tmp_path.iterdir())
 
 

@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError, DataError, OutputExistsError
 from ..io import atomic_write, write_json
 from ..resources import check_memory
+from ..validation import check_seed
 from ._eeg import DEFAULT_CHANNELS, DEFAULT_TIME_WINDOW, check_split, channel_indices, select_trials, time_indices, \
     zscore_stats
 from .dataset import NeuralDataset
@@ -118,6 +119,7 @@ class SyntheticConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ConfigError(f"SyntheticConfig.{name} must be a positive integer, got {v!r}")
+        check_seed(self.seed, "SyntheticConfig.seed")  # as every seed= (a negative one wrapped around silently)
         if self.n_train_concepts < 2 or self.n_test_concepts < 2:
             raise ConfigError("SyntheticConfig needs at least 2 training and 2 test concepts")
         if not 2 <= self.n_classes <= 2 * len(_SHAPES):
