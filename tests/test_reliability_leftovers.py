@@ -126,6 +126,10 @@ def test_synth_refuses_a_write_larger_than_the_free_disk_space(tmp_path, capsys,
     line = _one_line(capsys.readouterr().err)
     assert "50 subjects" in line and "GB of disk space" in line and "fewer subjects" in line
     assert not (tmp_path / "s").exists()
+    monkeypatch.setattr(bio, "ensure_dir", lambda p, o=None: (_ for _ in ()).throw(
+        OutputError(f"cannot write {p}: the file system is read-only; choose a writable folder with {o}")))
+    assert main(argv) == 2  # a read-only location is named as such, not as a lack of space
+    assert "read-only" in _one_line(capsys.readouterr().err)
 
 
 def test_free_space_check_reads_the_nearest_existing_folder(tmp_path, monkeypatch):

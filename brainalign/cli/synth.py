@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..data.synthetic import SyntheticBrain
     from ..errors import OutputExistsError
-    from ..io import check_free_space
+    from ..io import check_free_space, ensure_dir
 
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
@@ -50,6 +50,7 @@ def run(args) -> int:
         image_size=args.image_size, snr=args.snr).items() if v is not None}
     brain = SyntheticBrain(seed=args.seed, **overrides)
     cfg = brain.config
+    ensure_dir(out, "--out")  # a read-only or missing location is named as such, before the size check
     check_free_space(out, disk_bytes(brain, args.format), what=f"the synthetic brain ({cfg.n_subjects} subjects, "
                      f"{args.format} layout{'s' if args.format == 'both' else ''})",
                      fix="use fewer subjects, concepts or images per concept", option="--out")
