@@ -109,7 +109,8 @@ def ensure_dir(path, option: str | None = None) -> Path:
     with output_errors(path, option):
         path.mkdir(parents=True, exist_ok=True)
         if not os.access(path, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, "permission denied", str(path))
+            read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY) if hasattr(os, "statvfs") else False
+            raise PermissionError(errno.EROFS if read_only else errno.EACCES, "not writable", str(path))
     return path
 
 
@@ -277,7 +278,10 @@ def atomic_directory(path, *, overwrite: bool = False, option: str | None = None
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     old = None
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OutputError as exc:  # name the folder being made, not its hidden temporary twin
+            raise OutputError(str(exc).replace(str(tmp), str(path))) from exc
         with output_errors(path, option):
             if path.is_dir() and any(path.iterdir()):
                 old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))

@@ -203,3 +203,30 @@ def test_cli_os_error_without_a_file_name_names_the_output_folder(tmp_path, caps
     line = _one_line(capsys.readouterr().err)
     assert line == (f"brainalign: error: cannot write under {tmp_path / 'shared'}: the disk is full; free some "
                     "space or choose a folder on another disk")
+
+
+def test_a_full_disk_inside_a_folder_being_made_names_the_folder_not_its_temporary_twin(tmp_path):
+    def full(fh):
+        fh.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OutputError) as info:
+        with bio.atomic_directory(tmp_path / "export", option="OUT_DIR") as tmp:
+            bio.atomic_write(tmp / "model.safetensors", full)
+    assert str(info.value).startswith(f"cannot write {tmp_path / 'export' / 'model.safetensors'}: the disk is full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_folder_on_a_read_only_file_system_is_called_read_only(tmp_path, monkeypatch):
+    import os
+
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    monkeypatch.setattr(os, "statvfs", lambda p: ReadOnly())
+    with pytest.raises(OutputError, match="the file system is read-only; choose a writable folder with --out"):
+        bio.ensure_dir(tmp_path, "--out")
+    monkeypatch.setattr(os, "statvfs", lambda p: type("RW", (), {"f_flag": 0})())
+    with pytest.raises(OutputError, match="permission denied; choose a folder you can write to with --out"):
+        bio.ensure_dir(tmp_path, "--out")
