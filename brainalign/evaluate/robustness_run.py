@@ -62,6 +62,7 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
                    argv=None) -> RobustnessOutcome:
     from ..analyses import AnalysisContext, get_analysis
     from ..io import provenance
+    from ..progress import Stages
     from .report import write_robustness_report
 
     if not models:
@@ -75,14 +76,17 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
     out_dir = prepare_output_dir(out, overwrite=overwrite, command="robustness")
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     t0 = time.time()
-    data = load_image_source(images, max_images=max_images, seed=seed)
-    log(f"Images: {len(data.images)} from {data.source}")
+    stages = Stages(log_fn=log)
+    with stages("load"):
+        data = load_image_source(images, max_images=max_images, seed=seed)
+        log(f"Images: {len(data.images)} from {data.source}")
     has_folders = data.class_names is not None and not data.synthetic
     if labels == "folder" and not has_folders and data.class_labels is None:
         raise ConfigError("--labels folder needs a folder of class subfolders (root/<class>/<image>); this source "
                           "has no class folders: use --labels model")
-    srcs = [resolve_model(m, pretrained=pretrained, device=device) for m in models]
-    unique_labels(srcs)
+    with stages("models"):
+        srcs = [resolve_model(m, pretrained=pretrained, device=device) for m in models]
+        unique_labels(srcs)
 
     def classifier(src):
         return build_classifier(src, pretrained=pretrained, templates=templates, device=device, cache_dir=cache_dir,
@@ -92,24 +96,27 @@ def run_robustness(models: Sequence[str], *, images: str | None = "synthetic", a
         ref_src = srcs[models.index(reference) if reference is not None else 0]
     else:
         ref_src = resolve_model(reference, pretrained=pretrained, device=device)
-    targets = attack_targets(data.images, classifier(ref_src), mode=labels,
-                             class_names=data.class_names if has_folders else None,
-                             class_labels=data.class_labels, n_label_classes=data.n_label_classes,
-                             source=data.source, synthetic=data.synthetic, reference_name=ref_src.label,
-                             batch_size=batch_size, device=device)
-    result = get_analysis("robustness").run(AnalysisContext(
-        data={"images": targets}, models=srcs, out=out_dir, seed=seed, progress=progress, log=log,
-        options={"classifier": classifier, "attack": attack, "eps": eps, "steps": steps, "step_size": step_size,
-                 "batch_size": batch_size, "device": device}))
+    with stages("labels"):
+        targets = attack_targets(data.images, classifier(ref_src), mode=labels,
+                                 class_names=data.class_names if has_folders else None,
+                                 class_labels=data.class_labels, n_label_classes=data.n_label_classes,
+                                 source=data.source, synthetic=data.synthetic, reference_name=ref_src.label,
+                                 batch_size=batch_size, device=device)
+    with stages("attack"):
+        result = get_analysis("robustness").run(AnalysisContext(
+            data={"images": targets}, models=srcs, out=out_dir, seed=seed, progress=progress, log=log,
+            options={"classifier": classifier, "attack": attack, "eps": eps, "steps": steps, "step_size": step_size,
+                     "batch_size": batch_size, "device": device}))
     curves, fig = result.value, result.figures["robustness"]
     meta = {"images": data.source, "n_images": len(data.images), "synthetic": data.synthetic, "labels": targets.kind,
             "ground_truth": targets.ground_truth, "label_reference": targets.reference, "label_note": targets.note,
             "attack": attack, "eps": eps, "pretrained": pretrained, "model_args": list(models), "models": [s.describe() for s in srcs], "seed": seed,
-            "provenance": provenance(argv)}
+            "stages": stages.times, "provenance": provenance(argv)}
     if attack == "pgd":
         meta.update(steps=steps, step_size=step_size if step_size is not None else "2.5*eps/steps")
-    paths = write_robustness_report(out_dir, curves, meta, fig)
-    log(f"Done in {time.time() - t0:.0f} s.")
+    with stages("report"):
+        paths = write_robustness_report(out_dir, curves, meta, fig)
+    log(f"Done in {time.time() - t0:.0f} s ({stages.summary()}).")
     return RobustnessOutcome(out=out_dir, curves=curves, paths=paths, table=robustness_table(curves))
 
 
