@@ -36,8 +36,8 @@ def test_robustness_on_demo_models(demo_dir, tmp_path):
     models = demo_dir / "models"
     out = tmp_path / "rob"
     code = main(["robustness", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "sub-01_beta-100"),
-                 str(models / "sub-01_beta-100_unpaired" / "aligned.pt"), "--images", "synthetic", "--eps", "0,0.03",
-                 "--max-images", "12", "--out", str(out), "--no-progress"])
+                 str(models / "sub-01_beta-100_unpaired" / "aligned.pt"), "--images", "synthetic", "--labels", "model",
+                 "--eps", "0,0.03", "--max-images", "12", "--out", str(out), "--no-progress"])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
     assert [c["model"] for c in res["curves"]] == ["unaligned", "sub-01_beta-100", "sub-01_beta-100_unpaired"]
