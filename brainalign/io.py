@@ -103,9 +103,13 @@ def ensure_dir(path, option: str | None = None) -> Path:
     """Create folder ``path`` (and parents); OutputError naming ``option`` when that is impossible."""
     path = Path(path).expanduser()
     blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+    fix = f"choose another folder{' with ' + option if option else ''}"
     if blocker is not None:
-        fix = f"choose another folder{' with ' + option if option else ''}"
         raise OutputError(f"cannot use {path} as a folder: {blocker} is a file; {fix}")
+    dangling = next((p for p in [path, *path.parents] if p.is_symlink() and not p.exists()), None)
+    if dangling is not None:  # e.g. a link to a network drive or USB disk that is not mounted
+        raise OutputError(f"cannot use {path} as a folder: {dangling} links to {os.readlink(dangling)}, which does "
+                          f"not exist (a drive or mount that is not attached?); attach it or {fix}")
     with output_errors(path, option):
         path.mkdir(parents=True, exist_ok=True)
         if not os.access(path, os.W_OK | os.X_OK):

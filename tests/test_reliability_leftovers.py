@@ -230,3 +230,13 @@ def test_an_unwritable_folder_on_a_read_only_file_system_is_called_read_only(tmp
     monkeypatch.setattr(os, "statvfs", lambda p: type("RW", (), {"f_flag": 0})())
     with pytest.raises(OutputError, match="permission denied; choose a folder you can write to with --out"):
         bio.ensure_dir(tmp_path, "--out")
+
+
+def test_an_output_path_through_a_link_to_a_missing_mount_is_one_line(tmp_path, capsys):
+    import os
+
+    os.symlink(tmp_path / "unplugged_drive", tmp_path / "mnt")
+    assert main(["compare", "cornet_tiny", "--no-pretrained", "--no-progress", "--out", str(tmp_path / "mnt" / "o")]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"{tmp_path / 'mnt'} links to {tmp_path / 'unplugged_drive'}, which does not exist" in line
+    assert "--out" in line and sorted(p.name for p in tmp_path.iterdir()) == ["mnt"]
