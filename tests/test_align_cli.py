@@ -148,6 +148,7 @@ def test_no_pretrained_run_interrupted_after_epoch_1_resumes_with_the_same_comma
     monkeypatch.setattr(grid, "_CACHE", {})  # a new invocation builds the backbone again...
     torch.manual_seed(12345)  # ...from another global RNG state
     assert main([*argv, str(tmp_path / "killed")]) == 130
+    assert "the same command resumes" in capsys.readouterr().err
     run = tmp_path / "killed" / "sub-01_beta-100"
     assert (run / "checkpoint.pt").is_file() and not (run / "aligned.pt").exists()
     monkeypatch.setattr(trainer, "save_checkpoint", real_save)

@@ -99,5 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"brainalign: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("brainalign: interrupted", file=sys.stderr)
+        resume = getattr(args, "command", None) == "align"  # runs keep a checkpoint per epoch
+        print("brainalign: interrupted" + (" (the same command resumes each run from its last complete epoch)"
+                                           if resume else ""), file=sys.stderr)
         return 130
