@@ -38,6 +38,7 @@ def test_quick_run_writes_every_figure_section_and_verdict(quick_run):
     assert {"2A", "2B", "2C", "3B", "3C", "4", "5"} <= figs
     # the synthetic test images' coarse classes are the starting model's classes: ground truth
     assert res["label_note"].startswith("ground truth: the 6 classes") and "not ground truth" not in report
+    assert "the unaligned model's clean top-1 is" in res["label_note"] and "(chance 16.7 %)" in report
     assert "as in the paper" not in report
 
 

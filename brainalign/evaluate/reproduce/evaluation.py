@@ -147,4 +147,16 @@ def robustness(s: ReproduceSettings, data, models: TrainedModels, *, device=None
     out: dict = {}
     for (label, _), curve in zip(order, result.value):
         out.setdefault(label, []).append(curve)
-    return out, targets.note, metric
+    return out, targets.note + clean_accuracy_note(out["unaligned"][0], targets), metric
+
+
+def clean_accuracy_note(curve, targets) -> str:
+    """'; the unaligned model's clean top-1 is 4.7 % (chance 12.5 %) ...' for ground-truth labels
+    (model-predicted labels make it 100 % by construction), else ''."""
+    if not targets.ground_truth or 0.0 not in curve.eps or not targets.n_classes:
+        return ""
+    acc, chance = curve.top1[curve.eps.index(0.0)], 1.0 / targets.n_classes
+    note = f"; the unaligned model's clean top-1 is {100 * acc:.1f} % (chance {100 * chance:.1f} %)"
+    if acc < 2 * chance:
+        note += ", so these curves say little about robustness"
+    return note
