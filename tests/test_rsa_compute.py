@@ -85,6 +85,23 @@ def test_spill_errors_name_the_folder(feats, tmp_path):
         acc.update(np.arange(5), feats[:5])
 
 
+
+def test_a_full_disk_while_spilling_is_a_clear_error_and_leaves_no_file(feats, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full(*a):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    acc = RDMAccumulator(25, max_memory_bytes=0, tmp_dir=str(tmp_path))
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(ResourceError, match=r"No space left on device; .* needed\): free disk space .*tmp_dir="):
+        acc.update(np.arange(5), feats[:5])
+    assert acc._spill is None and list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigError, match="rows were freed .* start a new RDMAccumulator"):
+        acc.update(np.arange(5, 10), feats[5:10])
+
+
 def test_accumulator_float32_rows_stay_within_1e6(feats):
     acc = RDMAccumulator(25)
     for idx in np.array_split(np.arange(25), 3):

@@ -325,6 +325,7 @@ class RDMAccumulator:
         self._claimed = 0  # bytes of self.budget held by self._rows
         self._dtype: np.dtype | None = None
         self._seen = np.zeros(self.n_images, bool)
+        self._closed = False
         self._offset: np.ndarray | None = None
         # feature mode
         self._shift: np.ndarray | None = None
@@ -336,6 +337,7 @@ class RDMAccumulator:
     # --- image batches ---------------------------------------------------------------------
     def update(self, indices: Any, batch: Any) -> None:
         """Add images ``indices`` (b,) with features ``batch`` (b, n_features) (or (b, ...))."""
+        self._check_open()
         self._set_mode("images")
         idx = np.asarray(_to_numpy(indices)).astype(np.int64).ravel()
         x = _to_numpy(batch)
@@ -360,7 +362,11 @@ class RDMAccumulator:
         for start in range(0, len(idx), step):
             rows = self._normalise_rows(x[start:start + step], idx[start:start + step])
             if self._spill is not None:
-                self._spill.write(idx[start:start + step], rows)
+                try:
+                    self._spill.write(idx[start:start + step], rows)
+                except ResourceError:
+                    self.close()  # nothing half-written stays behind
+                    raise
             else:
                 self._rows[idx[start:start + step]] = rows
         self._seen[idx] = True
@@ -426,6 +432,8 @@ class RDMAccumulator:
         """The RDM as :class:`RDMs` (one RDM); DataError if images or features are missing."""
         if self._mode is None:
             raise DataError("RDMAccumulator.result() called before any update()")
+        if self._mode == "images":
+            self._check_open()
         gram = self._gram
         if self._mode == "images":
             if not self._seen.all():
@@ -460,9 +468,15 @@ class RDMAccumulator:
         return RDMs(vec[None], self.n_images, descriptors=self._descriptors,
                     condition_descriptors=self._condition_descriptors, measure=self.method)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("this RDMAccumulator's rows were freed (result() or close() was called, or writing "
+                              "them to disk failed): start a new RDMAccumulator")
+
     def close(self) -> None:
         """Free the stored rows: memory (back to the budget) or the temporary file (called
         by result())."""
+        self._closed = self._mode == "images"
         self._rows = None
         self.budget.release(self._claimed)
         self._claimed = 0
