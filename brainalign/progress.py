@@ -59,8 +59,9 @@ class _Lines:
     """An iterable wrapper printing 'desc: k/n (p %) elapsed' when it ends, and every
     ``every_seconds`` before that (so a loop shorter than that prints one line)."""
 
-    def __init__(self, iterable, desc: str, total: int | None, every_seconds: float = LINE_EVERY_SECONDS):
-        self.iterable, self.desc = iterable, desc
+    def __init__(self, iterable, desc: str, total: int | None, every_seconds: float = LINE_EVERY_SECONDS,
+                 final_line: bool = True):
+        self.iterable, self.desc, self.final_line = iterable, desc, final_line
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
         self.every_seconds = every_seconds
         self.postfix = ""
@@ -86,15 +87,19 @@ class _Lines:
             if not done and now - last_t >= self.every_seconds:
                 print(self._line(k, t0), file=sys.stderr, flush=True)
                 last_t = now
-        print(self._line(k, t0), file=sys.stderr, flush=True)
+        if self.final_line:
+            print(self._line(k, t0), file=sys.stderr, flush=True)
 
     def __len__(self) -> int:
         return self.total or 0
 
 
 def progress(iterable: Iterable, *, desc: str = "", total: int | None = None, enabled: bool = True,
-             unit: str = "it"):
+             unit: str = "it", final_line: bool = True):
     """``iterable`` with progress output (see module docs); ``enabled=False`` returns it unchanged.
+
+    ``final_line=False``: in a log file, no closing line (for a caller that logs its own summary
+    of the loop, such as the trainer's epoch line); the once-a-minute lines stay.
 
     The returned object supports ``set_postfix(**values)`` in every mode.
     """
@@ -105,7 +110,7 @@ def progress(iterable: Iterable, *, desc: str = "", total: int | None = None, en
         from tqdm.auto import tqdm
 
         return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, unit=unit)
-    return _Lines(iterable, desc, total, every_seconds=LINE_EVERY_SECONDS)
+    return _Lines(iterable, desc, total, every_seconds=LINE_EVERY_SECONDS, final_line=final_line)
 
 
 class Stages:

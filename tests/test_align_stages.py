@@ -22,3 +22,5 @@ def test_align_logs_and_saves_stage_times(tmp_path, capsys, monkeypatch):
     for name in saved:
         assert f"[time] {name}: " in out.out
     assert "align: done in " in out.out and "\r" not in out.err
+    # one line per epoch in a log file: the trainer's summary, not also the batch loop's closing line
+    assert out.out.count("epoch 1/1:") == 1 and "epoch 1/1:" not in out.err

@@ -235,7 +235,8 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
         # per column (task, *terms, total): sum of value x images, and images the value was computed on
         sums = torch.zeros(2 * (len(terms) + 2), dtype=torch.float64)
         bar = progress(data.train_images.batches(batches, device), enabled=s.progress and ctx.is_main,
-                       desc=f"epoch {epoch + 1}/{s.epochs}", total=len(batches), unit="batch")
+                       desc=f"epoch {epoch + 1}/{s.epochs}", total=len(batches), unit="batch",
+                       final_line=False)  # the epoch's summary line below says it all
         for b, (idx, x) in enumerate(bar):
             x = x.to(device, non_blocking=True)
             x = prec.input(preprocessing(x) if preprocessing is not None else x)
