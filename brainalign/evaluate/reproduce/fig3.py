@@ -9,7 +9,7 @@ import numpy as np
 from ...rsa import stats
 from .. import figures
 from .evaluation import Evaluation
-from .panel import Panel, fmt_p, fmt_test, paired, table, vs_zero
+from .panel import Panel, fmt_p, fmt_test, paired, table
 
 
 def fig3ab(ev: Evaluation, out: Path) -> list[Panel]:
