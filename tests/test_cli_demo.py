@@ -96,6 +96,7 @@ def test_demo_reports_ratio_and_cluster_test(demo_dir):
     e, ratio = scores["eeg"], scores["eeg_ratio"]
     assert abs(ratio["aligned"] - (e["aligned"] - e["unaligned"]) / e["unaligned"]) < 1e-9
     assert ratio["unaligned"] == 0.0
+    assert list(scores["stages"]) == ["synthetic brain", "starting model", "alignment", "comparison"]
     # 3 subjects: the sign-flip cluster test runs for every model vs the unaligned one
     assert set(scores["eeg_cluster_p"]) == {"aligned", "unpaired control"}
     assert "max over layers" in scores["eeg_cluster_p"]["aligned"]

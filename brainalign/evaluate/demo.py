@@ -147,12 +147,21 @@ def _run_demo(out: Path, staging: Path, s: DemoSettings, *, device, progress, ca
     from ..alignment import load_aligned, train_classifier
     from ..alignment.grid import run_grid
     from ..models.registry import load_backbone
+    from ..progress import Stages
     from ..seeding import seed_everything
     from .compare import compare_data
     from .data_sources import synthetic_brain
     from .model_sources import ModelEntry
 
     t0 = time.time()
+    stages = Stages(log_fn=log)
+    last = [time.perf_counter()]
+
+    def stage_done(name: str) -> None:  # the four steps run one after another: time each at its end
+        now = time.perf_counter()
+        stages.add(name, now - last[0])
+        last[0] = now
+
     log(f"[1/4] Synthetic brain (seed {s.seed}) ...")
     brain = synthetic_brain(f"synthetic:{s.seed}", **{**({"image_size": s.image_size} if s.image_size else {}),
                                                       **s.synthetic})
@@ -163,6 +172,7 @@ def _run_demo(out: Path, staging: Path, s: DemoSettings, *, device, progress, ca
     log(f"      {cfg.n_train_concepts} training / {cfg.n_test_concepts} held-out test concepts, "
         f"{len(brain.images('training'))} / {len(brain.images('test'))} images, {cfg.n_subjects} subjects")
 
+    stage_done("synthetic brain")
     seed_everything(s.seed)
     if s.pretrained or s.weights:
         log(f"[2/4] Starting model: {s.backbone} with {'weights ' + str(s.weights) if s.weights else 'pretrained weights'}")
@@ -179,6 +189,7 @@ def _run_demo(out: Path, staging: Path, s: DemoSettings, *, device, progress, ca
     models_dir = out / "models"  # where the models land once every step succeeded
     save_plain_model(base, staging / "unaligned.pt")
     unaligned_path = models_dir / "unaligned.pt"
+    stage_done("starting model")
 
     log(f"[3/4] Aligning to the EEG of subject(s) {', '.join(map(str, s.subjects))} "
         f"({s.align_epochs} epochs, beta {s.beta:g}, lr {s.align_lr:g}, z-score {s.zscore}) + the unpaired control ...")
@@ -195,6 +206,7 @@ def _run_demo(out: Path, staging: Path, s: DemoSettings, *, device, progress, ca
         store = control if row["control"] == "unpaired" else aligned
         store[row["subject"]] = _src(res.model, name, models_dir / name / "aligned.pt", res.config)
         histories[name] = res.history
+    stage_done("alignment")
 
     log("[4/4] Comparing on the held-out test concepts (EEG + fMRI) ...")
     entries = [ModelEntry("unaligned", shared=_src(base, "unaligned")),
@@ -208,7 +220,8 @@ def _run_demo(out: Path, staging: Path, s: DemoSettings, *, device, progress, ca
     outcome = compare_data(entries, eeg, fmri, out=out, meta=meta, device=device, cache_dir=cache_dir,
                            n_permutations=s.n_permutations, seed=s.seed, progress=progress, log=log,
                            title="brainalign demo: aligned vs unaligned vs unpaired control")
-    scores = demo_scores(outcome.eeg, outcome.fmri, s.window_ms)
+    stage_done("comparison")
+    scores = {**demo_scores(outcome.eeg, outcome.fmri, s.window_ms), "stages": stages.times}
     model_files = [unaligned_path] + [models_dir / name / "aligned.pt" for name in histories]
     _append_verdict(out / "report.md", scores, s, model_files, models_dir, time.time() - t0)
     write_json(out / "demo_scores.json", scores)
