@@ -20,8 +20,8 @@ def demo_dir(tmp_path_factory):
 def test_demo_outputs(demo_dir, capsys):
     for name in ("report.md", "results.json", "results.csv", "demo_scores.json", "eeg_timecourses.png",
                  "eeg_best_layer.png", "fmri_rois.png", "models/unaligned.pt",
-                 "models/sub-01_beta-100/aligned.pt", "models/sub-02_beta-100/aligned.pt",
-                 "models/sub-01_beta-100_unpaired/aligned.pt", "models/runs.json", "models/runs.tsv"):
+                 "models/sub-01_beta-300/aligned.pt", "models/sub-02_beta-300/aligned.pt",
+                 "models/sub-01_beta-300_unpaired/aligned.pt", "models/runs.json", "models/runs.tsv"):
         assert (demo_dir / name).is_file(), name
     scores = json.loads((demo_dir / "demo_scores.json").read_text())
     assert set(scores["eeg"]) == {"unaligned", "aligned", "unpaired control"}
@@ -35,12 +35,12 @@ def test_demo_outputs(demo_dir, capsys):
 def test_robustness_on_demo_models(demo_dir, tmp_path):
     models = demo_dir / "models"
     out = tmp_path / "rob"
-    code = main(["robustness", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "sub-01_beta-100"),
-                 str(models / "sub-01_beta-100_unpaired" / "aligned.pt"), "--images", "synthetic", "--labels", "model",
+    code = main(["robustness", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "sub-01_beta-300"),
+                 str(models / "sub-01_beta-300_unpaired" / "aligned.pt"), "--images", "synthetic", "--labels", "model",
                  "--eps", "0,0.03", "--max-images", "12", "--out", str(out), "--no-progress"])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
-    assert [c["model"] for c in res["curves"]] == ["unaligned", "sub-01_beta-100", "sub-01_beta-100_unpaired"]
+    assert [c["model"] for c in res["curves"]] == ["unaligned", "sub-01_beta-300", "sub-01_beta-300_unpaired"]
     ref = res["curves"][0]
     assert ref["top1"][0] == 1.0  # labels are the reference (unaligned) model's own predictions
     for c in res["curves"]:
@@ -54,8 +54,8 @@ def test_robustness_on_demo_models(demo_dir, tmp_path):
 def test_variability_on_demo_models(demo_dir, tmp_path):
     models = demo_dir / "models"
     out = tmp_path / "var"
-    code = main(["variability", str(models / "sub-01_beta-100"), str(models / "sub-02_beta-100"),
-                 str(models / "sub-01_beta-100_unpaired"), "--out", str(out), "--no-progress"])
+    code = main(["variability", str(models / "sub-01_beta-300"), str(models / "sub-02_beta-300"),
+                 str(models / "sub-01_beta-300_unpaired"), "--out", str(out), "--no-progress"])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
     assert res["layers"] == ["V1", "V2", "V4", "IT"]
@@ -70,7 +70,7 @@ def test_personalised_model_for_the_wrong_subject_is_refused(demo_dir, tmp_path,
 
     # both subjects' folders hold subject 1's model
     for s in (1, 2):
-        shutil.copytree(demo_dir / "models" / "sub-01_beta-100", tmp_path / f"sub-{s}")
+        shutil.copytree(demo_dir / "models" / "sub-01_beta-300", tmp_path / f"sub-{s}")
     tmpl = str(tmp_path / "sub-{subject}")
     code = main(["compare", "cornet_tiny", tmpl, "--subjects", "1,2", "--no-pretrained",
                  "--out", str(tmp_path / "c"), "--no-progress"])
@@ -81,13 +81,13 @@ def test_personalised_model_for_the_wrong_subject_is_refused(demo_dir, tmp_path,
 def test_compare_personalised_template(demo_dir, tmp_path):
     models = demo_dir / "models"
     out = tmp_path / "cmp"
-    code = main(["compare", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "sub-{subject:02d}_beta-100"),
+    code = main(["compare", f"cornet_tiny@{models / 'unaligned.pt'}", str(models / "sub-{subject:02d}_beta-300"),
                  "--subjects", "1,2", "--eeg", "synthetic", "--out", str(out), "--no-progress"])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
-    assert res["eeg"]["models"] == ["unaligned", "sub-XX_beta-100"]
+    assert res["eeg"]["models"] == ["unaligned", "sub-XX_beta-300"]
     per_subject = res["meta"]["models"][1]["personalised"]
-    assert [per_subject[s]["path"].split("/")[-2] for s in ("1", "2")] == ["sub-01_beta-100", "sub-02_beta-100"]
+    assert [per_subject[s]["path"].split("/")[-2] for s in ("1", "2")] == ["sub-01_beta-300", "sub-02_beta-300"]
     assert res["fmri"] is None  # only --eeg was given
 
 
@@ -104,7 +104,7 @@ def test_demo_reports_ratio_and_cluster_test(demo_dir):
     assert "EEG cluster test vs unaligned (3 subjects" in report and "ratio vs unaligned" in report
     assert not list(demo_dir.glob(".models*"))  # the staging folder is gone
     runs = json.loads((demo_dir / "models" / "runs.json").read_text())  # the demo ran the align grid
-    assert [r["name"] for r in runs["runs"]] == [f"sub-0{s}_beta-100{c}" for s in (1, 2, 3) for c in ("", "_unpaired")]
+    assert [r["name"] for r in runs["runs"]] == [f"sub-0{s}_beta-300{c}" for s in (1, 2, 3) for c in ("", "_unpaired")]
 
 
 @pytest.mark.parametrize("existing", [False, True])
