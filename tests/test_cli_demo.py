@@ -96,6 +96,10 @@ def test_demo_reports_ratio_and_cluster_test(demo_dir):
     e, ratio = scores["eeg"], scores["eeg_ratio"]
     assert abs(ratio["aligned"] - (e["aligned"] - e["unaligned"]) / e["unaligned"]) < 1e-9
     assert ratio["unaligned"] == 0.0
+    gap, best = scores["eeg_gap"], scores["eeg_best_layer"]  # 3 subjects: a noise ceiling exists
+    assert abs(gap["gap"] - (gap["noise_ceiling_lower"] - best["unaligned"])) < 1e-9
+    assert abs(gap["closed"]["aligned"] * gap["gap"] - (best["aligned"] - best["unaligned"])) < 1e-9
+    assert gap["closed"]["unaligned"] == 0.0
     assert list(scores["stages"]) == ["synthetic brain", "starting model", "alignment", "comparison"]
     # 3 subjects: the sign-flip cluster test runs for every model vs the unaligned one
     assert set(scores["eeg_cluster_p"]) == {"aligned", "unpaired control"}

@@ -245,6 +245,11 @@ def summary_lines(scores: dict, s: DemoSettings, out: Path, seconds: float) -> l
     lines += [f"fMRI RSA (mean over ROIs, best layer): aligned {f['aligned']:.3f} vs unaligned {f['unaligned']:.3f} "
               f"vs unpaired control {f['unpaired control']:.3f}",
               f"Report: {out / 'report.md'}  ({seconds:.0f} s)"]
+    g = scores.get("eeg_gap")
+    if g:
+        lines.insert(-1, f"EEG noise ceiling (lower bound, best layer): unaligned {g['gap']:.3f} below it; aligned "
+                         f"closes {g['closed']['aligned']:.0%} of that gap, unpaired control "
+                         f"{g['closed']['unpaired control']:.0%}")
     return lines
 
 
@@ -259,7 +264,9 @@ def demo_scores(eeg, fmri, window_ms) -> dict:
     gains for every layer; the best-layer variant is kept alongside); ``eeg_ratio``: (model - first
     model) / first model on that score; ``eeg_cluster_p``: per model and layer the smallest cluster p of
     the sign-flip test against the first model (None: no cluster; empty with < 3 subjects);
-    ``fmri``: best layer per ROI, mean over ROIs and subjects.
+    ``fmri``: best layer per ROI, mean over ROIs and subjects; ``eeg_gap``: the unaligned model's gap to
+    the EEG noise ceiling (lower bound, window mean; best layer per time point) and the fraction of it
+    each model closes (None with one subject: no ceiling).
     """
     win = (eeg.times_ms >= window_ms[0]) & (eeg.times_ms <= window_ms[1])
     if not win.any():
@@ -282,7 +289,22 @@ def demo_scores(eeg, fmri, window_ms) -> dict:
             "fmri": f,
             "fmri_per_roi": {m: dict(zip(fmri.rois, fmri.best(m).mean(0).tolist())) for m in fmri.models}
             if fmri is not None else {},
+            "eeg_gap": _ceiling_gap(eeg, win),
             "window_ms": list(window_ms)}
+
+
+def _ceiling_gap(eeg, win) -> dict | None:
+    """How far the first (unaligned) model is below the EEG noise ceiling's lower bound, and how much of
+    that gap each model closes: (model - first) / (ceiling - first), best layer per time point."""
+    nc = getattr(eeg, "noise_ceiling", None)
+    if not nc or nc.get("lower") is None:
+        return None
+    ceiling = float(np.mean(np.asarray(nc["lower"], dtype=float)[win]))
+    best = {m: float(eeg.best_layer(m)[:, win].mean()) for m in eeg.models}
+    ref = eeg.models[0]
+    gap = ceiling - best[ref]
+    return {"noise_ceiling_lower": ceiling, "gap": gap,
+            "closed": {m: (best[m] - best[ref]) / gap if gap > 0 else float("nan") for m in eeg.models}}
 
 
 def _append_verdict(report: Path, scores: dict, s: DemoSettings, model_files: list[Path], models_dir: Path,
