@@ -73,3 +73,27 @@ def no_network(monkeypatch):
     yield attempts
     if attempts:
         pytest.fail(f"test attempted {len(attempts)} network access(es), first: {attempts[0]}")
+
+
+@pytest.fixture
+def tiny_source(monkeypatch):
+    """EEG sources replaced by 16 random 32-px images x (3 channels x 4 times), 8 concepts; returns
+    the (source, subject, split) calls the CLI made."""
+    import numpy as np
+
+    import brainalign.data.registry as data_registry
+    from brainalign.alignment import grid
+    from brainalign.data.dataset import NeuralDataset
+
+    calls = []
+
+    def fake(source, subject=1, split="test", **kw):
+        calls.append((source, subject, split))
+        rng = np.random.default_rng(subject)
+        return NeuralDataset(images=rng.random((16, 3, 32, 32), dtype=np.float32),
+                             responses=rng.standard_normal((16, 3, 4)), modality="eeg", subject=subject,
+                             concepts=np.repeat(list("abcdefgh"), 2))
+
+    monkeypatch.setattr(data_registry, "load_eeg_source", fake)
+    monkeypatch.setattr(grid, "_CACHE", {})  # no dataset kept from another test's grid
+    return calls

@@ -13,22 +13,6 @@ from brainalign.data.subjects import parse_numbers, parse_subjects
 from brainalign.data.dataset import NeuralDataset
 
 
-@pytest.fixture
-def tiny_source(monkeypatch):
-    calls = []
-
-    def fake(source, subject=1, split="test", **kw):
-        calls.append((source, subject, split))
-        rng = np.random.default_rng(subject)
-        return NeuralDataset(images=rng.random((16, 3, 32, 32), dtype=np.float32),
-                             responses=rng.standard_normal((16, 3, 4)), modality="eeg", subject=subject,
-                             concepts=np.repeat(list("abcdefgh"), 2))
-
-    monkeypatch.setattr(data_registry, "load_eeg_source", fake)
-    monkeypatch.setattr(grid, "_CACHE", {})  # no dataset kept from another test's grid
-    return calls
-
-
 def test_grid_writes_one_folder_per_run_and_skips_complete(tmp_path, tiny_source, capsys):
     argv = ["align", "cornet_tiny", "--no-pretrained", "--subjects", "1-2", "--beta", "1,10", "--epochs", "1",
             "--batch-size", "4", "--lr", "1e-3", "--head-pooling", "avg", "--device", "cpu", "--no-progress",

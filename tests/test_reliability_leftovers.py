@@ -67,29 +67,13 @@ def test_cli_default_results_folder_is_not_left_by_a_failure(tmp_path, capsys, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
-@pytest.fixture
-def tiny_eeg(monkeypatch):
-    import brainalign.data.registry as data_registry
-    from brainalign.alignment import grid
-    from brainalign.data.dataset import NeuralDataset
-
-    def fake(source, subject=1, split="test", **kw):
-        rng = np.random.default_rng(subject)
-        return NeuralDataset(images=rng.random((16, 3, 32, 32), dtype=np.float32),
-                             responses=rng.standard_normal((16, 3, 4)), modality="eeg", subject=subject,
-                             concepts=np.repeat(list("abcdefgh"), 2))
-
-    monkeypatch.setattr(data_registry, "load_eeg_source", fake)
-    monkeypatch.setattr(grid, "_CACHE", {})  # no dataset kept from another test's grid
-
-
 ALIGN = ["align", "cornet_tiny", "--no-pretrained", "--epochs", "1", "--batch-size", "8", "--head-pooling", "avg",
          "--device", "cpu", "--no-progress"]
 
 
 @pytest.mark.parametrize("failure", ["oserror", "torch"])
 def test_disk_full_while_writing_a_checkpoint_is_one_line_and_leaves_nothing_unreadable(
-        tmp_path, capsys, monkeypatch, tiny_eeg, failure):
+        tmp_path, capsys, monkeypatch, tiny_source, failure):
     import torch
 
     from brainalign.alignment import checkpoint as ckmod
