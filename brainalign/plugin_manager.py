@@ -131,6 +131,10 @@ def _checked(impl, hook_name: str, item, item_type: type):
     if not isinstance(item, item_type):
         raise PluginError(f"brainalign plugin {impl.plugin_name!r}: {hook_name}() returned a "
                           f"{type(item).__name__} ({item!r:.60}); it must return {item_type.__name__} objects")
+    missing = item.missing() if callable(getattr(item, "missing", None)) else []
+    if missing:  # an incomplete subclass fails here, naming what to define, not later mid-run
+        raise PluginError(f"brainalign plugin {impl.plugin_name!r}: {hook_name}() returned a "
+                          f"{type(item).__name__} that does not define {', '.join(missing)}; define it in the class")
     return item
 
 

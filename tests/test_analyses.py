@@ -133,3 +133,31 @@ def test_plugin_analysis_runs_in_compare_and_models_load_one_at_a_time(tmp_path,
     assert res["analyses"] == {"mean-dissimilarity": "mean_dissimilarity", "roi-rsa": "fmri"}
     assert len(res["mean_dissimilarity"]["rows"]) == 2 * 2 * 4  # models x subjects x layers
     assert "mean dissimilarity" in o.table and "## Mean dissimilarity" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_an_incomplete_plugin_analysis_is_refused_naming_what_is_missing(monkeypatch):
+    import sys
+    import types
+
+    from brainalign.analyses import Analysis, available_analyses
+    from brainalign.errors import PluginError
+    from brainalign.hookspecs import hookimpl
+    from brainalign.plugin_manager import get_plugin_manager, register_plugin
+
+    class NoRun(Analysis):
+        name = "no-run"
+
+        def supports(self, data):
+            return True
+
+    mod = types.ModuleType("test_incomplete_analysis_plugin")
+    mod.brainalign_analyses = hookimpl(lambda: [NoRun()])
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    pm = get_plugin_manager()
+    register_plugin(pm, mod, "test-incomplete-analysis")
+    try:
+        with pytest.raises(PluginError, match=r"'test-incomplete-analysis'.*NoRun that does not define run"):
+            available_analyses()
+    finally:
+        pm.unregister(name="test-incomplete-analysis")
+    assert "no-run" not in [a.name for a in available_analyses()]

@@ -25,11 +25,12 @@ class Task:
         return output.flatten(1)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Scalar task loss of the student's output (b, C) against the teacher target."""
+        raise NotImplementedError(f"{type(self).__name__} must define loss(output, target)")
 
     def agreement(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-image agreement with the teacher -> (b,)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define agreement(output, target)")
 
     @property
     def active(self) -> bool:

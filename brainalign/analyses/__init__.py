@@ -77,7 +77,7 @@ class Analysis:
 
     def supports(self, data) -> bool:
         """Can this analysis run on ``data`` ({subject: dataset} of one source)?"""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define supports(data)")
 
     def stimuli(self, data) -> dict:
         """{subject: {fingerprint: images}}: the images whose model RDMs :meth:`run` reads.
@@ -92,7 +92,13 @@ class Analysis:
         return out
 
     def run(self, context: "AnalysisContext") -> AnalysisResult:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define run(context)")
+
+    def missing(self) -> list[str]:
+        """What a subclass left undefined; a plugin returning such an analysis is refused when its
+        hook is read (PluginError naming the plugin and what is missing), not when compare runs it."""
+        undefined = [m for m in ("supports", "run") if getattr(type(self), m) is getattr(Analysis, m)]
+        return ([] if self.name else ["name"]) + undefined
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
