@@ -315,7 +315,7 @@ def _align(model, spec, layers, ds, joint, ctx, device, out_dir, resume, preproc
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "layers": layers, "preprocessing": _preprocessing_desc(preprocessing),
         "head": head.config(), "n_targets": ds.n_targets, "response_shape": list(ds.response_shape),
-        "task_loss": task_kind, "settings": {**settings, "head_pooling": cfg.head_pooling},
+        "task_loss": task_kind, "settings": settings,
         **({"targets": [t.to_dict() for t in joint]} if joint else {}),
         "data": {"modality": ds.modality, "subject": None if ds.subject is None else str(ds.subject),
                  "n_images": len(ds), "n_train": len(train_ds), "n_val": 0 if val_ds is None else len(val_ds),

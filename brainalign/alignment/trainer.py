@@ -138,7 +138,7 @@ def evaluate(module: AlignModule, images, targets: torch.Tensor, teacher: torch.
     """
     was = module.training
     module.eval()
-    cols = _columns(joint)
+    cols, task = _columns(joint), get_task(task_kind)
     rhos, agree = {name: [] for name, _ in cols}, []
     try:
         for start in range(0, len(images), batch_size):
@@ -149,8 +149,8 @@ def evaluate(module: AlignModule, images, targets: torch.Tensor, teacher: torch.
             y = targets[idx].to(device)
             for name, c in cols:
                 rhos[name].append(spearman_rows(y[:, c], pred[:, c]).cpu())
-            if get_task(task_kind).active:
-                agree.append(get_task(task_kind).agreement(out, teacher[idx].to(device)).cpu())
+            if task.active:
+                agree.append(task.agreement(out, teacher[idx].to(device)).cpu())
     finally:
         module.train(was)
     rho = {name: float(torch.cat(r).mean()) for name, r in rhos.items()}
@@ -191,6 +191,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
     task_fn = get_task(s.task_kind)
     readout = not objective.uses_head
     joint = tuple(s.targets)
+    columns = _columns(joint)
     names = [f"{t.name}/{term}" for t in joint for term in objective.terms] if joint else list(objective.terms)
     terms = names + (["readout"] if readout else [])
     module = AlignModule(student, head, layers, with_activations=True, detach_head_input=readout).to(device)
@@ -248,8 +249,7 @@ def train(student: nn.Module, head: nn.Module, layers: list[str], data: TrainDat
                                                                   prediction=pred.float(), targets=y), joint)
             total = task + s.beta * neural if neural is not None else task
             if readout:  # each target's head fitted alike (one target: plain MSE)
-                step["readout"] = sum(F.mse_loss(pred.float()[:, c], y[:, c]) for _, c in _columns(joint)) / \
-                    len(_columns(joint))
+                step["readout"] = sum(F.mse_loss(pred.float()[:, c], y[:, c]) for _, c in columns) / len(columns)
                 total = total + step["readout"]
             bad = torch.tensor([0.0 if bool(torch.isfinite(total)) else 1.0])
             if ctx.all_reduce_sum(bad).item() > 0:
